@@ -1,0 +1,254 @@
+"""The `repurpose` command line.
+
+Library errors become one user-facing line here, and only here; results go
+to stdout, progress and diagnostics to stderr. Exit codes: 0 everything
+rendered, 1 some inputs failed (the others rendered), 2 usage or preset error.
+REPURPOSE_DEBUG=1 shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pipeline import __version__
+from pipeline.errors import ConfigError, PipelineError
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _errors_to_exit(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(f"error: {problem}", err=True)
+            if exc.hint:
+                click.echo(f"  {exc.hint}", err=True)
+            _debug()
+            sys.exit(EXIT_USAGE)
+        except PipelineError as exc:
+            click.echo(f"error: {exc}", err=True)
+            _debug()
+            sys.exit(EXIT_SOME_FAILED)
+    return wrapper  # type: ignore[return-value]
+
+
+def _debug() -> None:
+    if os.environ.get("REPURPOSE_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
+
+
+_paths = click.Path(exists=True, path_type=Path)
+_presets_dir = click.option("--presets-dir", "presets_dirs", multiple=True,
+                            type=click.Path(file_okay=False, path_type=Path),
+                            help="Folder of extra or overriding preset YAML files (repeatable).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="repurpose")
+def cli() -> None:
+    """Turn master photos into every platform's variant, ready to upload."""
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True, type=_paths)
+@click.option("-p", "--preset", "only", multiple=True, metavar="ID",
+              help="Render only this preset (repeatable); default: the shoot's targets.")
+@click.option("--out", "out_dir", default="out", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@_presets_dir
+@click.option("--force", is_flag=True, help="Render again even when nothing changed.")
+@click.option("--dry-run", is_flag=True, help="Plan and list variants; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Masters rendered in parallel [default: number of cores].")
+@_errors_to_exit
+def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
+           presets_dirs: tuple[Path, ...], force: bool, dry_run: bool, as_json: bool,
+           jobs: int | None) -> None:
+    """Render SOURCE files, folders or ZIPs into OUT/<preset>/<name>.<ext>."""
+    from pipeline.progress import ProgressBar
+    from pipeline.runner import run
+
+    bar = ProgressBar()
+    try:
+        report = run(list(sources), out_dir, list(presets_dirs), only, force, dry_run, jobs,
+                     progress=bar.advance, on_start=bar.start)
+    finally:
+        bar.finish()
+    for err in report.errors:
+        click.echo(f"error: {err}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.manifest, indent=2, ensure_ascii=False, default=str))
+    else:
+        _summary(report, out_dir, dry_run)
+    sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
+
+
+def _summary(report: Any, out_dir: Path, dry_run: bool) -> None:
+    counts: dict[str, int] = {}
+    for result in report.results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+        if dry_run:
+            click.echo(f"{result.path}\t{result.source}")
+    parts = [f"{n} {status}" for status, n in sorted(counts.items())]
+    failed_sources = {e.path for e in report.errors if e.preset is None}
+    if failed_sources:
+        parts.append(f"{len(failed_sources)} input(s) failed")
+    where = "" if dry_run else f" in {out_dir} (manifest.json)"
+    click.echo(f"{', '.join(parts) or 'nothing to do'}{where}")
+
+
+@cli.command()
+@click.argument("file", type=_paths)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_errors_to_exit
+def probe(file: Path, as_json: bool) -> None:
+    """Show what FILE is: format, size after rotation, mode, bit depth, profile."""
+    from pipeline.model import Asset
+    from pipeline.probe import probe as probe_file
+
+    info = probe_file(Asset(file, str(file), file.stem, file.parent, file.name))
+    if as_json:
+        click.echo(json.dumps(info.to_dict(), indent=2))
+        return
+    for key, value in info.to_dict().items():
+        click.echo(f"{key:14} {value}")
+
+
+@cli.command()
+@click.argument("source", type=_paths)
+@click.option("-p", "--preset", "only", multiple=True, metavar="ID",
+              help="Preset to plan (repeatable); default: the shoot's targets.")
+@_presets_dir
+@click.option("--json", "as_json", is_flag=True, help="Print the plans as JSON.")
+@_errors_to_exit
+def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
+         as_json: bool) -> None:
+    """Show the crop, scale and encoding decisions for SOURCE, without rendering."""
+    from pipeline.planning import plan_photo
+    from pipeline.probe import probe as probe_file
+    from pipeline.runner import plan_jobs, source_digest
+
+    jobs, errors, found = plan_jobs([source], Path("."), list(presets_dirs), only)
+    plans, failures = [], list(errors)
+    with found:
+        for job in jobs:
+            try:
+                info = probe_file(job.asset)
+                digest = source_digest(job.asset.path)
+                for preset in job.presets:
+                    try:
+                        plans.append(plan_photo(info, preset, job.choices, source=job.asset.label,
+                                                stem=job.stem, source_digest=digest).to_dict())
+                    except PipelineError as exc:
+                        failures.append(exc)
+            except PipelineError as exc:
+                failures.append(exc)
+    for err in failures:
+        click.echo(f"error: {err}", err=True)
+    if as_json:
+        click.echo(json.dumps(plans, indent=2, ensure_ascii=False))
+    else:
+        for p in plans:
+            crop = p["crop"]
+            click.echo(f"{p['preset']:26} {p['fit']:8} {p['size'][0]}x{p['size'][1]}  "
+                       f"crop ({crop['left']:.0f},{crop['top']:.0f})-({crop['right']:.0f},"
+                       f"{crop['bottom']:.0f})  scale {p['scale']:.3f}  -> {p['output']}")
+            for w in p["warnings"]:
+                click.echo(f"{'':26} warning: {w}")
+    sys.exit(EXIT_SOME_FAILED if failures else EXIT_OK)
+
+
+@cli.group()
+def presets() -> None:
+    """List, show, validate presets, or print their JSON Schema."""
+
+
+@presets.command("list")
+@_presets_dir
+@_errors_to_exit
+def presets_list(presets_dirs: tuple[Path, ...]) -> None:
+    """One line per preset: id, media, size, fit."""
+    from pipeline.presets import load_catalog
+
+    catalog = load_catalog(list(presets_dirs))
+    for pid in catalog.ids():
+        p = catalog.get(pid)
+        flag = "  (opt-in)" if p.opt_in else ""
+        click.echo(f"{pid:26} {p.media:5} {p.size[0]:>5}x{p.size[1]:<5} {p.fit}{flag}")
+
+
+@presets.command("show")
+@click.argument("preset_id")
+@_presets_dir
+@_errors_to_exit
+def presets_show(preset_id: str, presets_dirs: tuple[Path, ...]) -> None:
+    """Print one resolved preset (inheritance applied) as YAML."""
+    import yaml
+
+    from pipeline.presets import load_catalog
+
+    catalog = load_catalog(list(presets_dirs))
+    preset = catalog.get(preset_id)
+    click.echo(f"# from {catalog.file_of(preset_id)}")
+    click.echo(yaml.safe_dump(preset.model_dump(mode="json"), sort_keys=False).rstrip())
+
+
+@presets.command("validate")
+@click.argument("files", nargs=-1, required=True, type=_paths)
+@_presets_dir
+@_errors_to_exit
+def presets_validate(files: tuple[Path, ...], presets_dirs: tuple[Path, ...]) -> None:
+    """Check preset files (and shoot.yaml files): every problem, with its line."""
+    from pipeline.errors import Problem
+    from pipeline.presets import load_catalog, read_definitions
+    from pipeline.shoot import SHOOT_FILE, load_shoot
+
+    problems: list[Problem] = []
+    for file in files:
+        try:
+            if file.name == SHOOT_FILE:
+                load_shoot(file.parent, list(presets_dirs))
+            else:
+                load_catalog(list(presets_dirs), read_definitions(file))
+        except ConfigError as exc:
+            problems.extend(p for p in exc.problems if p not in problems)
+    if problems:
+        raise ConfigError(problems)
+    click.echo(f"{len(files)} file(s) valid")
+
+
+@presets.command("schema")
+@click.argument("kind", type=click.Choice(["preset", "shoot"]), default="preset")
+def presets_schema(kind: str) -> None:
+    """Print the JSON Schema of a preset file or of shoot.yaml, for editors."""
+    from pipeline.schema import Preset, Shoot
+
+    if kind == "shoot":
+        schema = Shoot.model_json_schema()
+        schema["$defs"]["Preset"] = Preset.model_json_schema()
+    else:
+        one = Preset.model_json_schema()
+        schema = {"title": "repurpose preset file", "anyOf": [
+            {"$ref": "#/$defs/Preset"}, {"type": "array", "items": {"$ref": "#/$defs/Preset"}}],
+            "$defs": {**one.pop("$defs", {}), "Preset": one}}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    click.echo(json.dumps(schema, indent=2))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,142 @@
+"""The plain data that travels between stages.
+
+Assets come from ingest, MediaInfo from probe, VariantPlan from planning and
+VariantResult from render and outputs. All are frozen and picklable so they
+cross process boundaries; none holds an open file or an image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Media = Literal["photo", "video"]
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One master as found by ingest."""
+
+    path: Path                  # where to read it (for ZIP members: the extracted copy)
+    label: str                  # how to name it to the user: relative path, or "x.zip!page.png"
+    stem: str                   # output file stem before collision handling
+    shoot_dir: Path | None      # folder whose shoot.yaml applies
+    options_key: str            # key into shoot.yaml `sources`: the file name as the user sees it
+    group: str | None = None    # ZIP it came from: pages of one design form a set
+    order: int = 0              # page order inside its group
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What probe learned about a photo master, without decoding its pixels."""
+
+    format: str                 # Pillow format name: JPEG, PNG, HEIF, ...
+    width: int                  # display size, after EXIF orientation
+    height: int
+    stored_width: int           # as stored in the file
+    stored_height: int
+    orientation: int            # EXIF orientation tag, 1 when absent
+    mode: str                   # Pillow mode as stored: RGB, CMYK, I;16, RGBA, P, ...
+    bit_depth: int
+    has_alpha: bool
+    icc_profile: str | None     # the embedded profile's description, if any
+    frames: int = 1
+
+    @property
+    def media(self) -> Media:
+        return "photo"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in source pixels (after orientation): left, top, right, bottom."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    @property
+    def width(self) -> float:
+        return self.right - self.left
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+    def scaled(self, factor: float) -> Box:
+        return Box(self.left * factor, self.top * factor, self.right * factor, self.bottom * factor)
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.left, self.top, self.right, self.bottom)
+
+
+@dataclass(frozen=True)
+class PhotoPlan:
+    """Everything render needs to make one photo variant: plain, explainable data."""
+
+    preset: str
+    source: str                 # asset label
+    output: str                 # path relative to OUT
+    size: tuple[int, int]       # output pixels
+    fit: str                    # crop | pad | blur-pad
+    crop: Box                   # region of the source that is used
+    placement: Box              # where that region lands in the output frame
+    scale: float                # output pixels per source pixel
+    format: str                 # jpeg | png | webp | gif
+    quality: int
+    min_quality: int
+    max_bytes: int | None
+    background: str
+    metadata: str               # keep | default | strip
+    ai: str                     # generated | edited | none
+    key: str                    # digest of everything that decides the output bytes
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["warnings"] = list(self.warnings)
+        return out
+
+
+@dataclass(frozen=True)
+class Check:
+    """One preset limit verified against the written file."""
+
+    name: str
+    ok: bool
+    expected: Any
+    actual: Any
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """What happened to one planned variant."""
+
+    source: str
+    preset: str
+    path: str                   # relative to OUT
+    status: Literal["rendered", "unchanged", "failed", "planned"]
+    media: Media = "photo"
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    quality: int | None = None
+    key: str | None = None
+    warnings: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
+    error: str | None = None
+    group: str | None = None
+    order: int = 0
+    plan: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["warnings"] = list(self.warnings)
+        out["checks"] = [asdict(c) for c in self.checks]
+        return out

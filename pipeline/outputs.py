@@ -1,0 +1,103 @@
+"""Outputs: atomic files, output names, and OUT/manifest.json.
+
+Every file is written under a hidden temporary name in its final folder and
+renamed into place when complete, so no reader (a person, a sync client, a
+watch folder) ever sees a partial file. The manifest records every variant
+with the digest of what decided it, so a re-run can skip unchanged work.
+
+Manifest format (schema_version 1):
+    {"schema_version": 1, "generator": "repurpose X.Y.Z",
+     "variants": [{source, preset, path, media, width, height, bytes, sha256,
+                   status, warnings, checks: [{name, ok, expected, actual}],
+                   quality, key, group, order, plan}],
+     "errors": [{source, preset, error, hint}]}
+`path` is relative to OUT; `status` is rendered, unchanged, failed or planned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__
+from pipeline.errors import PipelineError
+from pipeline.model import Asset, VariantResult
+
+MANIFEST = "manifest.json"
+SCHEMA_VERSION = 1
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that the file appears whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.part"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def assign_stems(assets: Iterable[Asset]) -> dict[Asset, str]:
+    """Output stems, unique without regard to case (macOS and Windows folders).
+
+    Assets are taken in the order of their labels; the first keeps its stem,
+    later ones with the same stem get -2, -3, ... so names are deterministic.
+    """
+    taken: set[str] = set()
+    out: dict[Asset, str] = {}
+    ordered = sorted(assets, key=lambda a: (a.stem.casefold(), a.group or "", a.order, a.label))
+    for asset in ordered:
+        stem, n = asset.stem, 1
+        while stem.casefold() in taken:
+            n += 1
+            stem = f"{asset.stem}-{n}"
+        taken.add(stem.casefold())
+        out[asset] = stem
+    return out
+
+
+def load_previous(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Entries of the last manifest by output path; empty if none or unreadable."""
+    try:
+        data = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+        if data.get("schema_version") != SCHEMA_VERSION:
+            return {}
+        return {v["path"]: v for v in data.get("variants", []) if "path" in v}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def error_entry(err: PipelineError) -> dict[str, Any]:
+    return {"source": err.path, "preset": err.preset, "error": err.message, "hint": err.hint}
+
+
+def manifest(results: list[VariantResult], errors: list[PipelineError]) -> dict[str, Any]:
+    ordered = sorted(results, key=lambda r: (r.preset, r.path))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "generator": f"repurpose {__version__}",
+        "variants": [r.to_dict() for r in ordered],
+        "errors": [error_entry(e) for e in errors],
+    }
+
+
+def write_manifest(out_dir: Path, body: dict[str, Any]) -> None:
+    text = json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n"
+    atomic_write(out_dir / MANIFEST, text.encode("utf-8"))

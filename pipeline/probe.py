@@ -1,0 +1,155 @@
+"""Probe: what a master is, from its content, before any pixel is decoded.
+
+`open_photo` is the one door through which Pillow reads a master: it refuses
+empty and unreadable files, formats we do not render, and images over the
+pixel limit (decompression bombs), each with a clear InputError. `probe`
+returns a typed MediaInfo from the header alone.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from pipeline.errors import InputError
+from pipeline.model import Asset, MediaInfo
+
+# The largest photo we decode: 200 megapixels (e.g. 16384 x 12207). Bigger
+# headers are refused as likely decompression bombs; the limit is never
+# disabled. Real masters are far smaller (a 100 MP medium-format frame fits).
+MAX_PIXELS = 200_000_000
+
+# Formats we render; Pillow's other plugins are not even tried on untrusted files.
+PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "TIFF", "HEIF", "AVIF", "GIF", "BMP")
+
+_HINT_EXPORT = "export it again as JPEG, PNG, TIFF, WebP or HEIC"
+_VIDEO_MAGIC = (b"ftyp", b"\x1a\x45\xdf\xa3", b"RIFF", b"\x00\x00\x01\xba", b"\x47")
+_heif_registered = False
+
+
+def _register_heif() -> None:
+    global _heif_registered
+    if not _heif_registered:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+        _heif_registered = True
+
+
+def open_photo(asset: Asset) -> Image.Image:
+    """Open a master for reading, or raise InputError saying why it cannot be used."""
+    path, label = asset.path, asset.label
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=label,
+                         hint="check that the file exists and is readable") from exc
+    if size == 0:
+        raise InputError("empty file (0 bytes)", path=label,
+                         hint="the export or copy did not finish; export it again")
+    _register_heif()
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path, formats=_available_formats())
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"image too large to decode safely: {exc}", path=label,
+                         hint=f"the limit is {MAX_PIXELS // 1_000_000} megapixels; "
+                              "export a smaller master") from exc
+    except UnidentifiedImageError as exc:
+        raise InputError(f"not a supported photo ({_sniff(path)})", path=label,
+                         hint=_HINT_EXPORT) from exc
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=label,
+                         hint="check the file's permissions, or copy it again") from exc
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise InputError(f"image too large to decode safely: {width}x{height} "
+                         f"is over {MAX_PIXELS // 1_000_000} megapixels", path=label,
+                         hint="export a smaller master")
+    return image
+
+
+def _available_formats() -> list[str]:
+    Image.init()
+    return [f for f in PHOTO_FORMATS if f in Image.OPEN]
+
+
+def _sniff(path: Path) -> str:
+    """A short description of what the file seems to be, for error messages."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return "unreadable"
+    if head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3" or head[8:12] in (b"AVI ",):
+        return "looks like a video; this version renders photos only"
+    if head.startswith(b"%PDF"):
+        return "looks like a PDF"
+    if head.lstrip().startswith((b"<svg", b"<?xml")):
+        return "looks like SVG/XML"
+    if head.startswith(b"8BPS"):
+        return "Photoshop document"
+    try:
+        head.decode("utf-8")
+        return "looks like text"
+    except UnicodeDecodeError:
+        return "unknown or damaged format"
+
+
+def probe(asset: Asset) -> MediaInfo:
+    """MediaInfo of a photo master, read from its header."""
+    with open_photo(asset) as image:
+        return info_of(image)
+
+
+def info_of(image: Image.Image) -> MediaInfo:
+    stored_w, stored_h = image.size
+    try:
+        orientation = int(image.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a damaged EXIF block only loses orientation
+        orientation = 1
+    if orientation not in range(1, 9):
+        orientation = 1
+    width, height = (stored_h, stored_w) if orientation >= 5 else (stored_w, stored_h)
+    mode = image.mode
+    return MediaInfo(
+        format=image.format or "unknown",
+        width=width,
+        height=height,
+        stored_width=stored_w,
+        stored_height=stored_h,
+        orientation=orientation,
+        mode=mode,
+        bit_depth=_bit_depth(image),
+        has_alpha=mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info,
+        icc_profile=_icc_description(image.info.get("icc_profile")),
+        frames=getattr(image, "n_frames", 1),
+    )
+
+
+def _bit_depth(image: Image.Image) -> int:
+    if image.mode.startswith("I;16") or image.mode == "I":
+        return 16
+    if image.mode == "F":
+        return 32
+    if image.mode == "1":
+        return 1
+    bits = image.info.get("bits") or getattr(image, "bits", None)
+    return int(bits) if isinstance(bits, int) and bits > 8 else 8
+
+
+def _icc_description(data: bytes | None) -> str | None:
+    if not data:
+        return None
+    try:
+        from io import BytesIO
+
+        profile = ImageCms.ImageCmsProfile(BytesIO(data))
+        return ImageCms.getProfileDescription(profile).strip() or "unnamed profile"
+    except (OSError, ImageCms.PyCMSError):
+        return "unreadable profile"

@@ -1,0 +1,1 @@
+"""Render: executes plans. `photo` renders photo variants with Pillow."""

@@ -1,0 +1,281 @@
+"""The declarative schema of presets and shoot.yaml: the single source of
+defaults and bounds.
+
+Every figure a preset may carry is a field here, with its default and its
+allowed range; unknown keys are rejected. Loading, inheritance and error
+reporting live in `pipeline.presets`; this module only says what is valid.
+Sizes in YAML are seconds and "8MB"-style strings; inside they become integer
+milliseconds and bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B)?\s*$", re.IGNORECASE)
+
+
+def parse_byte_size(value: Any) -> Any:
+    """'8MB' -> 8_000_000 (decimal units: stricter than binary, so always safe)."""
+    if isinstance(value, str):
+        match = _SIZE_RE.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a size; write e.g. 8MB, 500KB, 1GB or bytes")
+        number, unit = match.groups()
+        return int(float(number) * _SIZE_UNITS[(unit or "").upper()])
+    return value
+
+
+ByteSize = Annotated[
+    int,
+    BeforeValidator(parse_byte_size),
+    Field(gt=0),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1},
+                              {"type": "string", "pattern": _SIZE_RE.pattern}],
+                    "description": "bytes, or a size such as 8MB, 500KB, 1GB (decimal units)"}),
+]
+
+_NAMED_COLOURS = {"white": "#ffffff", "black": "#000000"}
+_HEX_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def _parse_colour(value: Any) -> Any:
+    if isinstance(value, str):
+        value = _NAMED_COLOURS.get(value.lower(), value)
+        if not _HEX_RE.match(value):
+            raise ValueError(f"{value!r} is not a colour; write #rrggbb, white or black")
+        return value.lower()
+    return value
+
+
+Colour = Annotated[
+    str,
+    BeforeValidator(_parse_colour),
+    WithJsonSchema({"type": "string", "pattern": "^(#[0-9a-fA-F]{6}|white|black)$"}),
+]
+
+
+def _seconds_to_ms(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return round(value * 1000)
+    return value
+
+
+Millis = Annotated[
+    int,
+    BeforeValidator(_seconds_to_ms),
+    Field(ge=0),
+    PlainSerializer(lambda ms: ms / 1000, return_type=float),
+    WithJsonSchema({"type": "number", "minimum": 0, "description": "seconds"}),
+]
+
+Fraction01 = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(Strict):
+    min: float = Field(gt=0)
+    max: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class DurationSpec(Strict):
+    min: Millis | None = None
+    max: Millis | None = None
+    recommended_max: Millis | None = None
+
+
+class Items(Strict):
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+
+ImageFormat = Literal["jpeg", "png", "webp", "gif"]
+
+
+class ImageSpec(Strict):
+    formats: list[ImageFormat] = Field(min_length=1)
+    color_space: Literal["sRGB"] = "sRGB"
+
+
+class VideoSpec(Strict):
+    container: Literal["mp4", "mov"] = "mp4"
+    codec: Literal["h264", "hevc"] = "h264"
+    fps_min: float | None = Field(default=None, gt=0)
+    fps_max: float | None = Field(default=None, gt=0)
+    bitrate_max_mbps: float | None = Field(default=None, gt=0)
+    gop: Literal["closed", "closed_2_5s", "closed_half_fps"] | None = None
+
+
+class AudioSpec(Strict):
+    codec: Literal["aac", "aac_lc"] = "aac"
+    sample_rate: Literal[44100, 48000] = 48000
+    channels: Literal[1, 2] = 2
+    bitrate_kbps: int = Field(default=128, ge=32, le=512)
+
+
+class Loudness(Strict):
+    integrated_lufs: float = Field(default=-14, ge=-70, le=0)
+    true_peak_dbtp: float = Field(default=-1, ge=-20, le=0)
+
+
+class SafeArea(Strict):
+    top: float = Field(default=0.0, ge=0, lt=0.5)
+    bottom: float = Field(default=0.0, ge=0, lt=0.5)
+    left: float = Field(default=0.0, ge=0, lt=0.5)
+    right: float = Field(default=0.0, ge=0, lt=0.5)
+
+
+class CaptionSpec(Strict):
+    max_chars: int | None = Field(default=None, gt=0)
+    max_hashtags: int | None = Field(default=None, ge=0)
+    title_max_chars: int | None = Field(default=None, gt=0)
+    unit: Literal["chars", "utf16", "bytes", "x_weighted", "chars_emoji_utf8_bytes"] = "chars"
+
+
+class SubtitleSpec(Strict):
+    sidecar: bool | None = None
+    formats: list[Literal["srt", "vtt", "sbv", "ttml", "scc"]] = []
+
+
+class AiDisclosure(Strict):
+    auto_label_from: list[Literal["c2pa", "iptc_digital_source_type", "classifier"]] = []
+    api_field: str | None = None
+
+
+FitMode = Literal["crop", "pad", "blur-pad"]
+MetadataPolicy = Literal["keep", "default", "strip"]
+
+
+class Preset(Strict):
+    """One output format of one platform."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="unique preset id")
+    platform: str = Field(min_length=1)
+    media: Literal["photo", "video"]
+    description: str | None = None
+    size: tuple[Annotated[int, Field(ge=16, le=16384)], Annotated[int, Field(ge=16, le=16384)]]
+    aspect: Range
+    aspect_accepted: Range | None = None
+    duration: DurationSpec | None = None
+    max_file_size: ByteSize | None = None
+    items: Items | None = None
+    image: ImageSpec | None = None
+    video: VideoSpec | None = None
+    audio: AudioSpec | None = None
+    loudness: Loudness | None = None
+    safe_area: SafeArea | None = None
+    caption: CaptionSpec | None = None
+    subtitles: SubtitleSpec | None = None
+    ai_disclosure: AiDisclosure | None = None
+    sources: list[str] = []
+    # How we render it (not platform figures): defaults live here only.
+    opt_in: bool = Field(
+        default=False, description="only rendered when a shoot lists it in targets")
+    fit: FitMode = Field(default="crop", description="crop to the focus, pad, or blur-pad")
+    background: Colour = Field(
+        default="#ffffff", description="pad colour; also what transparency is flattened onto")
+    format: ImageFormat | None = Field(
+        default=None, description="output format; the first of image.formats when unset")
+    quality: int = Field(default=88, ge=1, le=100, description="JPEG/WebP quality to start from")
+    min_quality: int = Field(
+        default=50, ge=1, le=100, description="lowest quality tried to meet max_file_size")
+    max_upscale: float = Field(
+        default=4.0, ge=1.0, le=16.0, description="largest enlargement allowed (warned above 1)")
+    metadata: MetadataPolicy = Field(
+        default="default",
+        description="keep: all but orientation; default: drop GPS, serials, maker notes, "
+                    "thumbnails; strip: nothing but colour profile and AI disclosure")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Preset:
+        width, height = self.size
+        ratio = width / height
+        if not self.aspect.min - 0.01 <= ratio <= self.aspect.max + 0.01:
+            raise ValueError(
+                f"size {width}x{height} has aspect {ratio:.4f}, outside aspect "
+                f"{self.aspect.min}-{self.aspect.max}")
+        if self.media == "photo" and self.image is None:
+            raise ValueError("a photo preset needs image: {formats: [...]}")
+        if self.format and self.image and self.format not in self.image.formats:
+            raise ValueError(f"format {self.format} is not one of image.formats {self.image.formats}")
+        if self.min_quality > self.quality:
+            raise ValueError(f"min_quality ({self.min_quality}) is above quality ({self.quality})")
+        return self
+
+    @property
+    def output_format(self) -> str:
+        if self.format:
+            return self.format
+        return self.image.formats[0] if self.image else "jpeg"
+
+
+class Brand(Strict):
+    name: str | None = None
+    handle: str | None = None
+
+
+class Brief(Strict):
+    title: str | None = None
+    description: str | None = None
+    hashtags: list[str] = []
+    link: str | None = None
+
+
+AiUse = Literal["generated", "edited", "none"]
+
+
+class SourceOptions(Strict):
+    """Options for one master, keyed by its file name in shoot.yaml `sources`."""
+
+    focus: tuple[Fraction01, Fraction01] | None = Field(
+        default=None, description="subject point as [x, y] fractions of the frame")
+    trim: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(gt=0)]] | None = Field(
+        default=None, description="[start, end] seconds kept from a video master")
+    ai: AiUse | None = Field(default=None, description="declares the master AI-made or AI-edited")
+    targets: list[str] | None = Field(default=None, description="preset ids for this master only")
+
+    @model_validator(mode="after")
+    def _trim_ordered(self) -> SourceOptions:
+        if self.trim and self.trim[0] >= self.trim[1]:
+            raise ValueError(f"trim start {self.trim[0]} is not before end {self.trim[1]}")
+        return self
+
+
+class Shoot(Strict):
+    """shoot.yaml: what to make from the masters in one folder."""
+
+    targets: list[str] | None = Field(
+        default=None, description="preset ids; unset means every fitting non-opt-in preset")
+    brand: Brand = Brand()
+    brief: Brief = Brief()
+    ai: AiUse = Field(default="none", description="AI use of every master, unless a source says")
+    metadata: MetadataPolicy | None = Field(
+        default=None, description="metadata policy for every preset of this shoot")
+    background: Colour | None = Field(default=None, description="pad and flatten colour")
+    sources: dict[str, SourceOptions] = {}
+    overrides: dict[str, dict[str, Any]] = Field(
+        default={}, description="per-preset changes, merged onto the preset by id")
+    presets: list[dict[str, Any]] = Field(
+        default=[], description="extra presets for this shoot (may use extends:)")

@@ -1,0 +1,113 @@
+"""A shoot: a folder of masters plus an optional shoot.yaml.
+
+`load_shoot` validates shoot.yaml with the same error reporting as presets;
+`ShootContext` joins it with the preset catalog (the shoot's own presets,
+its per-preset overrides and its shoot-wide metadata/background choices) and
+answers which presets each master targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline.errors import ConfigError, Problem
+from pipeline.model import Asset, Media
+from pipeline.presets import Catalog, Definition, load_catalog, validation_problems
+from pipeline.schema import Preset, Shoot, SourceOptions
+from pipeline.yamlsource import Lines, load_yaml, origin, rebase
+
+SHOOT_FILE = "shoot.yaml"
+
+
+@dataclass(frozen=True)
+class ShootContext:
+    """One shoot's settings and the presets as that shoot sees them."""
+
+    shoot: Shoot
+    catalog: Catalog
+    folder: Path | None = None
+    lines: Lines = field(default_factory=dict)
+
+    def options(self, asset: Asset) -> SourceOptions:
+        return self.shoot.sources.get(asset.options_key) or self.shoot.sources.get(
+            Path(asset.options_key).name) or SourceOptions()
+
+    def targets(self, asset: Asset, media: Media, only: Sequence[str] = ()) -> list[Preset]:
+        """Presets to render for this master: -p wins, then the source's and
+        the shoot's targets, else every fitting preset that is not opt-in."""
+        opts = self.options(asset)
+        ids = list(only) or opts.targets or self.shoot.targets
+        if ids:
+            chosen = [self.catalog.get(i) for i in ids]
+        else:
+            chosen = [self.catalog.get(i) for i in self.catalog.ids()
+                      if not self.catalog.get(i).opt_in]
+        return [p for p in chosen if p.media == media]
+
+    def ai(self, asset: Asset) -> str:
+        return self.options(asset).ai or self.shoot.ai
+
+
+def load_shoot(folder: Path | None, presets_dirs: Sequence[Path] = ()) -> ShootContext:
+    """Read `folder/shoot.yaml` if there is one and build the shoot's catalog."""
+    file = folder / SHOOT_FILE if folder else None
+    if file is None or not file.is_file():
+        return ShootContext(Shoot(), load_catalog(presets_dirs), folder)
+    data, lines = load_yaml(file)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(str(file), 1, "", "shoot.yaml holds a mapping of settings")])
+    try:
+        shoot = Shoot.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, Shoot, lines, str(file))) from exc
+    extra = [Definition(raw, rebase(lines, ("presets", i)), str(file))
+             for i, raw in enumerate(shoot.presets) if isinstance(raw, dict)]
+    catalog = load_catalog(presets_dirs, extra)
+    catalog = catalog.with_overrides(_overrides(shoot, lines, catalog))
+    _check_ids(shoot, lines, catalog, str(file))
+    return ShootContext(shoot, catalog, folder, lines)
+
+
+def _overrides(shoot: Shoot, lines: Lines, catalog: Catalog) -> dict[str, tuple[dict[str, Any], Lines]]:
+    """Per-preset changes: shoot-wide choices first, then `overrides:` by id."""
+    out: dict[str, tuple[dict[str, Any], Lines]] = {}
+    wide: dict[str, Any] = {}
+    wide_lines: Lines = {}
+    for key in ("metadata", "background"):
+        value = getattr(shoot, key)
+        if value is not None:
+            wide[key] = value
+            where = origin(lines, (key,))
+            if where:
+                wide_lines[(key,)] = where
+    if wide:
+        for pid in catalog.ids():
+            if catalog.get(pid).media == "photo":
+                out[pid] = (dict(wide), dict(wide_lines))
+    for pid, change in shoot.overrides.items():
+        sub = rebase(lines, ("overrides", pid))
+        base, base_lines = out.get(pid, ({}, {}))
+        out[pid] = ({**base, **change}, {**base_lines, **sub})
+    return out
+
+
+def _check_ids(shoot: Shoot, lines: Lines, catalog: Catalog, file: str) -> None:
+    problems = []
+    known = set(catalog.ids())
+    refs = [(("targets", i), pid) for i, pid in enumerate(shoot.targets or [])]
+    for name, opts in shoot.sources.items():
+        refs += [(("sources", name, "targets", i), pid) for i, pid in enumerate(opts.targets or [])]
+    for path, pid in refs:
+        if pid not in known:
+            where = origin(lines, path)
+            problems.append(Problem(file, where[1] if where else None, ".".join(map(str, path)),
+                                    f"unknown preset {pid!r}; known: {', '.join(sorted(known))}"))
+    if problems:
+        raise ConfigError(problems)
