@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from helpers import close, output, pixel, presets_dir, render
+from media import exif_with, gradient, quadrants
+from PIL import Image
+
+from pipeline.model import Asset
+from pipeline.probe import info_of, open_photo
+from pipeline.render.photo import decode
+from pipeline.runner import run
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    src = tmp_path / "phone.jpg"
+    quadrants(400, 200).save(src, quality=95, exif=exif_with(orientation=6))
+    report = render(tmp_path, src, "t-tall-png")
+    out = output(report, "t-tall-png", tmp_path / "out")
+    with Image.open(out) as image:
+        assert image.size == (200, 400)
+        assert image.getexif().get(0x0112, 1) == 1
+    # stored TL red, TR green, BL blue, BR white; rotated 90 degrees clockwise:
+    assert close(pixel(out, 0.25, 0.25), (0, 0, 255), 40)
+    assert close(pixel(out, 0.75, 0.25), (255, 0, 0), 40)
+    assert close(pixel(out, 0.25, 0.75), (255, 255, 255), 40)
+    assert close(pixel(out, 0.75, 0.75), (0, 255, 0), 40)
+
+
+def _logo(path, size=300):
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    image.paste((220, 20, 20, 255), (100, 100, 200, 200))
+    image.save(path)
+
+
+def test_alpha_is_flattened_on_white_for_jpeg_and_kept_for_png(tmp_path):
+    src = tmp_path / "logo.png"
+    _logo(src)
+    report = render(tmp_path, src, "t-square-jpeg", "t-square-png")
+    jpeg = output(report, "t-square-jpeg", tmp_path / "out")
+    assert close(pixel(jpeg, 0.05, 0.05), (255, 255, 255), 3)
+    assert close(pixel(jpeg, 0.5, 0.5), (220, 20, 20), 12)
+    png = output(report, "t-square-png", tmp_path / "out")
+    assert pixel(png, 0.05, 0.05)[3] == 0 and pixel(png, 0.5, 0.5)[3] == 255
+
+
+def test_flatten_background_is_configurable(tmp_path):
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    _logo(shoot / "logo.png")
+    (shoot / "shoot.yaml").write_text("background: '#203040'\n")
+    report = run([shoot], tmp_path / "out", [presets_dir(tmp_path)], ["t-square-jpeg"], jobs=1)
+    assert close(pixel(output(report, "t-square-jpeg", tmp_path / "out"), 0.05, 0.05),
+                 (0x20, 0x30, 0x40), 4)
+
+
+@pytest.mark.parametrize("fit", ["pad", "blur-pad"])
+def test_pad_and_blur_pad_frames(tmp_path, fit):
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    gradient(600, 300).save(shoot / "wide.jpg", quality=95)
+    (shoot / "shoot.yaml").write_text(
+        f"background: black\noverrides:\n  t-square-jpeg: {{fit: {fit}}}\n")
+    report = run([shoot], tmp_path / "out", [presets_dir(tmp_path)], ["t-square-jpeg"], jobs=1)
+    out = np.asarray(Image.open(output(report, "t-square-jpeg", tmp_path / "out")))
+    band, photo = out[:50].astype(int), out[80:176].astype(int)   # master spans rows 64-192
+    assert photo.std() > 20
+    if fit == "pad":
+        assert band.max() <= 8
+    else:
+        assert band.std() > 3 and 5 < band.mean() < photo.mean()   # blurred, darker copy
+
+
+def test_metadata_default_policy_drops_private_keeps_credits(tmp_path):
+    src = tmp_path / "camera.jpg"
+    gradient(600, 600).save(src, quality=90, exif=exif_with(
+        gps=True, artist="Ana Photographer", copyright="(c) 2026 Ana", serial="SN-998877"))
+    report = render(tmp_path, src, "t-square-jpeg")
+    path = output(report, "t-square-jpeg", tmp_path / "out")
+    data = path.read_bytes()
+    with Image.open(path) as image:
+        exif = image.getexif()
+        assert exif[0x013B] == "Ana Photographer" and exif[0x8298] == "(c) 2026 Ana"
+        assert not exif.get_ifd(0x8825)
+        assert exif.get_ifd(0x8769).get(0x829A) == 0.004     # exposure kept
+        xmp = image.info.get("xmp", b"")
+    assert b"SN-998877" not in data and b"MAKERNOTE-PRIVATE" not in data
+    assert b"(c) 2026 Ana" in xmp and b"Ana Photographer" in xmp
+
+
+def test_metadata_keep_and_strip(tmp_path):
+    src = tmp_path / "camera.jpg"
+    gradient(600, 600).save(src, quality=90, exif=exif_with(gps=True, copyright="(c) Ana"))
+    for policy in ("keep", "strip"):
+        shoot = tmp_path / policy
+        shoot.mkdir()
+        (shoot / "camera.jpg").write_bytes(src.read_bytes())
+        (shoot / "shoot.yaml").write_text(f"metadata: {policy}\n")
+        out = tmp_path / f"out-{policy}"
+        report = run([shoot], out, [presets_dir(tmp_path)], ["t-square-jpeg"], jobs=1)
+        with Image.open(output(report, "t-square-jpeg", out)) as image:
+            exif = image.getexif()
+            if policy == "keep":
+                assert exif.get_ifd(0x8825) and exif[0x8298] == "(c) Ana"
+            else:
+                assert not dict(exif) and "xmp" not in image.info
+                assert image.info.get("icc_profile")       # colour survives strip
+
+
+@pytest.mark.parametrize("ai,code", [("generated", b"trainedAlgorithmicMedia"),
+                                     ("edited", b"compositeWithTrainedAlgorithmicMedia")])
+def test_ai_masters_carry_iptc_digital_source_type(tmp_path, ai, code):
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    gradient(400, 400).save(shoot / "render.png")
+    (shoot / "shoot.yaml").write_text(
+        f"metadata: strip\nsources:\n  render.png: {{ai: {ai}}}\n")
+    report = run([shoot], tmp_path / "out", [presets_dir(tmp_path)],
+                 ["t-square-jpeg", "t-square-png"], jobs=1)
+    for preset in ("t-square-jpeg", "t-square-png"):
+        data = output(report, preset, tmp_path / "out").read_bytes()
+        assert b"http://cv.iptc.org/newscodes/digitalsourcetype/" + code in data
+        assert b"Iptc4xmpExt:DigitalSourceType" in data
+
+
+def test_size_cap_lowers_quality_until_it_fits(tmp_path):
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (800, 800, 3), np.uint8)).save(
+        shoot / "noise.png")
+    (shoot / "shoot.yaml").write_text(
+        "overrides:\n  t-square-jpeg: {max_file_size: 25KB, quality: 95, min_quality: 10}\n")
+    report = run([shoot], tmp_path / "out", [presets_dir(tmp_path)], ["t-square-jpeg"], jobs=1)
+    (result,) = report.results
+    assert result.status == "rendered" and result.bytes <= 25_000
+    assert result.quality < 95 and any("quality lowered" in w for w in result.warnings)
+    assert (tmp_path / "out" / result.path).stat().st_size == result.bytes
+    assert all(c.ok for c in result.checks)
+
+
+def test_size_that_cannot_be_met_fails_cleanly(tmp_path):
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (800, 800, 3), np.uint8)).save(
+        shoot / "noise.png")
+    (shoot / "shoot.yaml").write_text(
+        "overrides:\n  t-square-jpeg: {max_file_size: 2KB, min_quality: 60}\n"
+        "  t-square-png: {max_file_size: 2KB}\n")
+    out = tmp_path / "out"
+    report = run([shoot], out, [presets_dir(tmp_path)], ["t-square-jpeg", "t-square-png"],
+                 jobs=1)
+    messages = {e.preset: e.message for e in report.errors}
+    assert len(report.errors) == 2
+    assert "does not fit 2,000 bytes even at quality 60" in messages["t-square-jpeg"]
+    assert "no quality to lower" in messages["t-square-png"]
+    assert not [p for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"]
+
+
+@pytest.mark.parametrize("fmt,suffix", [("WEBP", ".webp"), ("TIFF", ".tif"), ("BMP", ".bmp"),
+                                        ("HEIF", ".heic"), ("AVIF", ".avif")])
+def test_input_formats(tmp_path, fmt, suffix):
+    if fmt == "HEIF":
+        from pillow_heif import register_heif_opener
+        register_heif_opener()
+    src = tmp_path / f"master{suffix}"
+    quadrants(400, 400).save(src, fmt)
+    report = render(tmp_path, src, "t-square-png")
+    out = output(report, "t-square-png", tmp_path / "out")
+    assert close(pixel(out, 0.25, 0.25), (255, 0, 0), 40)
+    assert close(pixel(out, 0.75, 0.75), (255, 255, 255), 40)
+
+
+def test_animated_gif_uses_its_first_frame(tmp_path):
+    src = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (300, 300), c) for c in ((255, 0, 0), (0, 255, 0))]
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    report = render(tmp_path, src, "t-square-png")
+    out = output(report, "t-square-png", tmp_path / "out")
+    assert close(pixel(out, 0.5, 0.5), (255, 0, 0), 10)
+    assert any("2 frames" in w for w in report.results[0].warnings)
+
+
+def test_content_decides_not_the_extension(tmp_path):
+    src = tmp_path / "actually-png.jpg"
+    quadrants(300, 300).save(src, "PNG")
+    report = render(tmp_path, src, "t-square-jpeg")
+    assert report.results[0].status == "rendered" and not report.errors
+
+
+def test_same_input_gives_the_same_bytes(tmp_path):
+    src = tmp_path / "a.jpg"
+    gradient(900, 700).save(src, quality=90, exif=exif_with(copyright="(c) A"))
+    first = render(tmp_path, src, "t-square-jpeg", out=tmp_path / "one")
+    second = render(tmp_path, src, "t-square-jpeg", out=tmp_path / "two")
+    a = (tmp_path / "one" / first.results[0].path).read_bytes()
+    b = (tmp_path / "two" / second.results[0].path).read_bytes()
+    assert hashlib.sha256(a).digest() == hashlib.sha256(b).digest()
+
+
+def test_large_jpeg_is_decoded_at_reduced_size(tmp_path):
+    src = tmp_path / "big.jpg"
+    gradient(4000, 3000).save(src, quality=85)
+    asset = Asset(src, "big.jpg", "big", tmp_path, "big.jpg")
+    from pipeline.planning import Choices, plan_photo
+    from pipeline.presets import load_catalog
+
+    with open_photo(asset) as image:
+        info = info_of(image)
+        plans = [plan_photo(info, load_catalog().get(p), Choices(), source="big.jpg", stem="big",
+                            source_digest="x") for p in ("x-image", "instagram-feed-square")]
+        master = decode(image, info, plans, "big.jpg")
+    # x-image needs 1200/4000 = 0.3 of full size: the DCT decoder delivers 1/2.
+    assert master.factor == 0.5 and master.pixels.size == (2000, 1500)
