@@ -13,7 +13,6 @@ import hashlib
 from functools import lru_cache
 from io import BytesIO
 
-import numpy as np
 from PIL import Image, ImageCms
 
 _INTENT = ImageCms.Intent.PERCEPTUAL
@@ -57,6 +56,8 @@ def to_srgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
 def _to_8bit(image: Image.Image) -> Image.Image:
     """16-bit and float greyscale to 8 bits over the full range, with rounding."""
     if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        import numpy as np  # only 16-bit and float masters need it
+
         array = np.asarray(image, dtype=np.float64)
         if image.mode == "F":
             top = 1.0 if array.max(initial=0.0) <= 1.0 else 65535.0

@@ -8,6 +8,7 @@ returns a typed MediaInfo from the header alone.
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def open_photo(asset: Asset) -> Image.Image:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", path=label,
+        what = "broken link or missing file" if path.is_symlink() else exc.strerror or str(exc)
+        raise InputError(f"cannot read: {what}", path=label,
                          hint="check that the file exists and is readable") from exc
     if size == 0:
         raise InputError("empty file (0 bytes)", path=label,
@@ -56,20 +58,24 @@ def open_photo(asset: Asset) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path, formats=_available_formats())
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"image too large to decode safely: {exc}", path=label,
-                         hint=f"the limit is {MAX_PIXELS // 1_000_000} megapixels; "
-                              "export a smaller master") from exc
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(claimed.group(1)) // 1_000_000} megapixels" if claimed else "too many pixels"
+        raise InputError(f"image header claims {size}, over the {MAX_PIXELS // 1_000_000}-"
+                         "megapixel limit (possible decompression bomb)", path=label,
+                         hint="export a smaller master") from exc
     except UnidentifiedImageError as exc:
-        raise InputError(f"not a supported photo ({_sniff(path)})", path=label,
-                         hint=_HINT_EXPORT) from exc
+        what = _sniff(path)
+        hint = ("use a photo master; this version does not render video" if "video" in what
+                else _HINT_EXPORT)
+        raise InputError(f"not a supported photo ({what})", path=label, hint=hint) from exc
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=label,
                          hint="check the file's permissions, or copy it again") from exc
     width, height = image.size
     if width * height > MAX_PIXELS:
         image.close()
-        raise InputError(f"image too large to decode safely: {width}x{height} "
-                         f"is over {MAX_PIXELS // 1_000_000} megapixels", path=label,
+        raise InputError(f"image is {width}x{height}, over the {MAX_PIXELS // 1_000_000}-"
+                         "megapixel limit (possible decompression bomb)", path=label,
                          hint="export a smaller master")
     return image
 
@@ -87,7 +93,7 @@ def _sniff(path: Path) -> str:
     except OSError:
         return "unreadable"
     if head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3" or head[8:12] in (b"AVI ",):
-        return "looks like a video; this version renders photos only"
+        return "looks like a video"
     if head.startswith(b"%PDF"):
         return "looks like a PDF"
     if head.lstrip().startswith((b"<svg", b"<?xml")):

@@ -139,12 +139,16 @@ def _render_job(job: Job) -> JobResult:
     out = JobResult()
     asset = job.asset
     try:
-        digest = source_digest(asset.path)
         image = open_photo(asset)
-    except (InputError, OSError) as exc:
-        err = exc if isinstance(exc, InputError) else InputError(
-            f"cannot read: {exc}", path=asset.label, hint="check the file and copy it again")
-        out.errors.append(err)
+    except InputError as exc:
+        out.errors.append(exc)
+        return out
+    try:
+        digest = source_digest(asset.path)
+    except OSError as exc:
+        image.close()
+        out.errors.append(InputError(f"cannot read: {exc.strerror or exc}", path=asset.label,
+                                     hint="check the file and copy it again"))
         return out
     with image:
         info = out.info = info_of(image)

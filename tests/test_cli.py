@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+from helpers import presets_dir
+from media import exif_with, gradient, png_bomb, truncate
+from PIL import Image
+
+from pipeline.cli import cli
+
+HOSTILE = ["with space.jpg", "quote's \"double\".jpg", "$(touch pwned).jpg", "-rf.jpg",
+           "café 写真 ünï.jpg", "semi;colon&amp.png"]
+
+
+def test_plan_shows_decisions_as_json(cli_runner, tmp_path):
+    src = tmp_path / "wide.jpg"
+    gradient(1600, 900).save(src)
+    result = cli_runner.invoke(cli, ["plan", str(src), "-p", "instagram-story-image", "--json"])
+    assert result.exit_code == 0, result.output
+    (plan,) = json.loads(result.output)
+    assert plan["size"] == [1080, 1920] and plan["fit"] == "crop"
+    assert plan["crop"]["top"] == 0 and plan["crop"]["bottom"] == 900
+    assert plan["output"] == "instagram-story-image/wide.jpg"
+    text = cli_runner.invoke(cli, ["plan", str(src), "-p", "x-image"])
+    assert "x-image" in text.output and "scale 0.750" in text.output
+
+
+def test_probe_reports_display_size_after_rotation(cli_runner, tmp_path):
+    src = tmp_path / "phone.jpg"
+    gradient(400, 300).save(src, exif=exif_with(orientation=6))
+    result = cli_runner.invoke(cli, ["probe", str(src), "--json"])
+    info = json.loads(result.output)
+    assert (info["width"], info["height"], info["orientation"]) == (300, 400, 6)
+    assert info["format"] == "JPEG" and info["bit_depth"] == 8
+
+
+def test_render_json_and_dry_run(cli_runner, tmp_path):
+    src = tmp_path / "m.jpg"
+    gradient(1200, 1200).save(src)
+    out = tmp_path / "out"
+    dry = cli_runner.invoke(cli, ["render", str(src), "--out", str(out), "--dry-run",
+                                  "-p", "x-image", "-p", "pinterest-pin"])
+    assert dry.exit_code == 0 and "x-image/m.jpg" in dry.output
+    assert not out.exists()
+    done = cli_runner.invoke(cli, ["render", str(src), "--out", str(out), "--json",
+                                   "-p", "x-image"])
+    assert done.exit_code == 0
+    body = json.loads(done.stdout)
+    assert body["variants"][0]["status"] == "rendered"
+    assert (out / "x-image" / "m.jpg").exists() and (out / "manifest.json").exists()
+
+
+def test_default_targets_skip_opt_in_presets(cli_runner, tmp_path):
+    src = tmp_path / "m.jpg"
+    gradient(2000, 2000).save(src)
+    result = cli_runner.invoke(cli, ["render", str(src), "--out", str(tmp_path / "o"),
+                                     "--dry-run", "--jobs", "1"])
+    presets = {line.split("/")[0] for line in result.output.splitlines() if "\t" in line}
+    assert "instagram-feed-square" in presets and "pinterest-pin" in presets
+    assert not presets & {"youtube-thumbnail", "instagram-profile", "instagram-carousel",
+                          "instagram-reel"}
+
+
+def test_bad_shoot_yaml_exits_2(cli_runner, tmp_path):
+    (tmp_path / "shoot.yaml").write_text("targets: [x-image]\nbrand: {nme: A}\n")
+    gradient(300, 300).save(tmp_path / "a.jpg")
+    result = cli_runner.invoke(cli, ["render", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "shoot.yaml:2: brand.nme: unknown key; allowed here: name, handle" in result.output
+
+
+def _messy_shoot(root: Path) -> tuple[Path, list[str]]:
+    shoot = root / "shoot"
+    shoot.mkdir()
+    for i, name in enumerate(HOSTILE):
+        gradient(700, 500, seed=i).save(shoot / name, "PNG" if name.endswith(".png") else "JPEG")
+    bad = {
+        "empty.jpg": lambda p: p.write_bytes(b""),
+        "notes-as.jpg": lambda p: p.write_text("this is a text file with a photo's name\n"),
+        "truncated.jpg": lambda p: (gradient(800, 800).save(p, quality=95), truncate(p)),
+        "bomb.png": png_bomb,
+        "drawing.svg": lambda p: p.write_text('<svg xmlns="http://www.w3.org/2000/svg"/>'),
+        "clip.mp4": lambda p: p.write_bytes(b"\0\0\0\x18ftypmp42" + os.urandom(200)),
+        "gone.jpg": lambda p: p.symlink_to(root / "does-not-exist.jpg"),
+    }
+    for name, make in bad.items():
+        make(shoot / name)
+    return shoot, sorted(bad)
+
+
+@pytest.mark.slow
+def test_end_to_end_bad_inputs_and_hostile_names(tmp_path):
+    shoot, bad = _messy_shoot(tmp_path)
+    out = tmp_path / "out dir"
+    result = run_cli("render", shoot, "--out", out, "-p", "x-image", "-p", "instagram-feed-square",
+                     "--presets-dir", presets_dir(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == len(bad), result.stderr
+    for name in bad:
+        (line,) = [e for e in error_lines if f"shoot/{name}:" in e]
+        assert "(" in line                                  # every error says what to do
+    body = json.loads((out / "manifest.json").read_text())
+    assert sorted(Path(e["source"]).name for e in body["errors"]) == bad
+    rendered = sorted(Path(v["path"]).name for v in body["variants"] if v["status"] == "rendered")
+    expected = sorted(Path(n).with_suffix(".jpg").name for n in HOSTILE)
+    assert rendered == sorted(expected * 2)
+    for variant in body["variants"]:
+        with Image.open(out / variant["path"]) as image:
+            assert image.size == (1200, 675) if variant["preset"] == "x-image" else (1080, 1080)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) == 2 * len(HOSTILE) + 1               # variants + manifest, no partials
+    assert not any(p.name.startswith(".") for p in files)
+    assert not (tmp_path / "pwned").exists() and not (shoot / "pwned").exists()
+    assert "bomb.png" in result.stderr and "megapixels" in result.stderr
+    assert "truncated" in result.stderr
+
+
+@pytest.mark.slow
+def test_end_to_end_single_files_with_leading_dash(tmp_path):
+    gradient(600, 600).save(tmp_path / "-rf.jpg")
+    result = run_cli("render", "--out", "out", "-p", "x-image", "--", "-rf.jpg", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "x-image" / "-rf.jpg").exists()
+
+
+@pytest.mark.slow
+def test_end_to_end_sample_shoot(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("render", ROOT / "samples" / "shoot", "--out", out)
+    assert result.returncode == 0, result.stderr
+    body = json.loads((out / "manifest.json").read_text())
+    assert not body["errors"]
+    assert {v["status"] for v in body["variants"]} == {"rendered"}
+    assert all(c["ok"] for v in body["variants"] for c in v["checks"])
+    with Image.open(out / "instagram-story-image" / "logo.jpg") as image:
+        assert image.size == (1080, 1920)
+    again = run_cli("render", ROOT / "samples" / "shoot", "--out", out, "--json")
+    assert {v["status"] for v in json.loads(again.stdout)["variants"]} == {"unchanged"}
