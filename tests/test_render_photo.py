@@ -14,8 +14,12 @@ from pipeline.render.photo import decode
 from pipeline.runner import run
 
 
-def test_exif_orientation_is_applied(tmp_path):
-    src = tmp_path / "phone.jpg"
+@pytest.mark.parametrize("suffix", [".jpg", ".heic"])
+def test_exif_orientation_is_applied(tmp_path, suffix):
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    src = tmp_path / f"phone{suffix}"
     quadrants(400, 200).save(src, quality=95, exif=exif_with(orientation=6))
     report = render(tmp_path, src, "t-tall-png")
     out = output(report, "t-tall-png", tmp_path / "out")
