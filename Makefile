@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet ruff mypy types-PyYAML
+	$(BIN)/python -m pip install --quiet ruff mypy types-PyYAML types-defusedxml
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/mypy
 

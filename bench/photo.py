@@ -74,7 +74,7 @@ def natural(seed: int) -> Image.Image:
     fx = np.fft.fftfreq(small[1])[None, :]
     amp = 1.0 / np.maximum(np.hypot(fx, fy), 1.0 / small[1])
     channels = []
-    for c in range(3):
+    for _c in range(3):
         field = np.real(np.fft.ifft2(amp * np.exp(2j * np.pi * rng.random(small))))
         channels.append((field - field.mean()) / field.std())
     base = np.stack(channels, -1) * np.array([38, 34, 30]) + np.array([120, 125, 110])

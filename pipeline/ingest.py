@@ -52,12 +52,14 @@ class Found:
         self.cleanup()
 
 
-def ingest(sources: Iterable[Path]) -> Found:
+def ingest(sources: Iterable[Path], exclude: Iterable[Path] = ()) -> Found:
+    """Assets of the SOURCE arguments; folders in `exclude` (the output) are not walked."""
     found = Found()
+    skip = {Path(p).resolve() for p in exclude}
     for source in sources:
         source = Path(source)
         if source.is_dir():
-            for path in _walk(source):
+            for path in _walk(source, skip):
                 rel = path.relative_to(source)
                 _add_file(found, path, label=str(Path(source.name) / rel),
                           shoot_dir=_shoot_dir(path.parent, source), options_key=rel.as_posix())
@@ -67,9 +69,10 @@ def ingest(sources: Iterable[Path]) -> Found:
     return found
 
 
-def _walk(root: Path) -> Iterator[Path]:
+def _walk(root: Path, skip: set[Path]) -> Iterator[Path]:
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX"
+                         and (Path(folder) / d).resolve() not in skip)
         for name in natsorted(files, alg=ns.IGNORECASE):
             path = Path(folder) / name
             if _is_master_candidate(path):

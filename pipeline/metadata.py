@@ -13,10 +13,11 @@ DigitalSourceType that Meta, Pinterest and others read for their AI labels.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from xml.sax.saxutils import escape
 
 from defusedxml import ElementTree
-from PIL import Image, IptcImagePlugin
+from PIL import Image, ImageFile, IptcImagePlugin
 
 DIGITAL_SOURCE_TYPES = {
     "generated": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
@@ -83,7 +84,7 @@ def _raw_xmp(image: Image.Image) -> bytes | None:
     return None
 
 
-def _xmp_fields(xmp: bytes) -> dict[str, object]:
+def _xmp_fields(xmp: bytes) -> dict[str, Any]:
     start = xmp.find(b"<x:xmpmeta")
     end = xmp.rfind(b"</x:xmpmeta>")
     body = xmp[start:end + len(b"</x:xmpmeta>")] if start >= 0 and end > start else xmp
@@ -91,7 +92,7 @@ def _xmp_fields(xmp: bytes) -> dict[str, object]:
         root = ElementTree.fromstring(body)
     except Exception:  # noqa: BLE001 - a damaged packet only loses descriptive fields
         return {}
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for desc in root.iter(f"{{{_NS['rdf']}}}Description"):
         for name in ("title", "description", "rights", "creator", "subject"):
             node = desc.find(f"dc:{name}", _NS)
@@ -112,7 +113,9 @@ def _xmp_fields(xmp: bytes) -> dict[str, object]:
     return out
 
 
-def _iptc_fields(image: Image.Image) -> dict[str, object]:
+def _iptc_fields(image: Image.Image) -> dict[str, Any]:
+    if not isinstance(image, ImageFile.ImageFile):
+        return {}
     try:
         info = IptcImagePlugin.getiptcinfo(image) or {}
     except Exception:  # noqa: BLE001 - damaged IPTC only loses descriptive fields
@@ -123,7 +126,7 @@ def _iptc_fields(image: Image.Image) -> dict[str, object]:
         values = value if isinstance(value, list) else [value] if value else []
         return [v.decode("utf-8", "replace").strip() for v in values if isinstance(v, bytes)]
 
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for key, name in (((2, 5), "title"), ((2, 120), "description"), ((2, 116), "rights")):
         if text(key):
             out[name] = text(key)[0]
@@ -209,7 +212,7 @@ def _packet(description: str) -> bytes:
     return ("<?xpacket begin=\"\ufeff\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>"
             "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">"
             f"<rdf:RDF xmlns:rdf=\"{_NS['rdf']}\">{description}</rdf:RDF>"
-            "</x:xmpmeta><?xpacket end=\"w\"?>").encode("utf-8")
+            "</x:xmpmeta><?xpacket end=\"w\"?>").encode()
 
 
 def _inject(xmp: bytes, source_type: str) -> bytes:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 Media = Literal["photo", "video"]
+Status = Literal["rendered", "unchanged", "failed", "planned"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class VariantResult:
     source: str
     preset: str
     path: str                   # relative to OUT
-    status: Literal["rendered", "unchanged", "failed", "planned"]
+    status: Status
     media: Media = "photo"
     width: int | None = None
     height: int | None = None

@@ -97,7 +97,8 @@ def read_definitions(path: Path) -> list[Definition]:
     for raw, sub in items:
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
             file, line = origin(sub, ()) or (str(path), None)
-            problems.append(Problem(file, line, "", "each preset needs an id: (lowercase-with-dashes)"))
+            problems.append(Problem(file, line, "",
+                                    "each preset needs an id: (lowercase-with-dashes)"))
             continue
         out.append(Definition(raw, sub, str(path)))
     if problems:
@@ -210,7 +211,8 @@ def allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names of the (nested) model at `loc`, for 'unknown key' messages."""
     current: Any = model
     for part in loc:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+        is_model = isinstance(current, type) and issubclass(current, BaseModel)
+        if isinstance(part, int) or not is_model:
             continue
         info = current.model_fields.get(part)
         if info is None:

@@ -59,8 +59,8 @@ def open_photo(asset: Asset) -> Image.Image:
             image = Image.open(path, formats=_available_formats())
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         claimed = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"{int(claimed.group(1)) // 1_000_000} megapixels" if claimed else "too many pixels"
-        raise InputError(f"image header claims {size}, over the {MAX_PIXELS // 1_000_000}-"
+        claim = f"{int(claimed.group(1)) // 1_000_000} megapixels" if claimed else "too much"
+        raise InputError(f"image header claims {claim}, over the {MAX_PIXELS // 1_000_000}-"
                          "megapixel limit (possible decompression bomb)", path=label,
                          hint="export a smaller master") from exc
     except UnidentifiedImageError as exc:

@@ -20,9 +20,15 @@ from typing import Any
 from pipeline.checks import check_photo
 from pipeline.errors import InputError, PipelineError, RenderError
 from pipeline.ingest import ingest
-from pipeline.model import Asset, MediaInfo, PhotoPlan, VariantResult
+from pipeline.model import Asset, MediaInfo, PhotoPlan, Status, VariantResult
 from pipeline.outputs import (
-    assign_stems, atomic_write, load_previous, manifest, sha256_file, write_manifest)
+    assign_stems,
+    atomic_write,
+    load_previous,
+    manifest,
+    sha256_file,
+    write_manifest,
+)
 from pipeline.planning import Choices, PlanError, plan_photo
 from pipeline.probe import info_of, open_photo
 from pipeline.render.photo import compose, decode, encode
@@ -71,7 +77,7 @@ def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Pat
               only: Sequence[str] = (), force: bool = False,
               dry_run: bool = False) -> tuple[list[Job], list[PipelineError], Any]:
     """Ingest and resolve targets; raises ConfigError for bad presets or shoot.yaml."""
-    found = ingest(sources)
+    found = ingest(sources, exclude=[out_dir])
     contexts: dict[Path | None, ShootContext] = {}
     previous = load_previous(out_dir)
     stems = assign_stems(found.assets)
@@ -230,7 +236,7 @@ def _unchanged(job: Job, plan: PhotoPlan) -> VariantResult | None:
                    warnings=tuple(entry.get("warnings", [])), checks=checks)
 
 
-def _result(asset: Asset, plan: PhotoPlan, status: str) -> VariantResult:
+def _result(asset: Asset, plan: PhotoPlan, status: Status) -> VariantResult:
     return VariantResult(source=asset.label, preset=plan.preset, path=plan.output,
                          status=status, key=plan.key, group=asset.group, order=asset.order,
                          width=plan.size[0], height=plan.size[1], warnings=plan.warnings,

@@ -219,7 +219,8 @@ class Preset(Strict):
         if self.media == "photo" and self.image is None:
             raise ValueError("a photo preset needs image: {formats: [...]}")
         if self.format and self.image and self.format not in self.image.formats:
-            raise ValueError(f"format {self.format} is not one of image.formats {self.image.formats}")
+            raise ValueError(
+                f"format {self.format} is not one of image.formats {self.image.formats}")
         if self.min_quality > self.quality:
             raise ValueError(f"min_quality ({self.min_quality}) is above quality ({self.quality})")
         return self

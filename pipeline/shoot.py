@@ -75,9 +75,12 @@ def load_shoot(folder: Path | None, presets_dirs: Sequence[Path] = ()) -> ShootC
     return ShootContext(shoot, catalog, folder, lines)
 
 
-def _overrides(shoot: Shoot, lines: Lines, catalog: Catalog) -> dict[str, tuple[dict[str, Any], Lines]]:
+Changes = dict[str, tuple[dict[str, Any], Lines]]
+
+
+def _overrides(shoot: Shoot, lines: Lines, catalog: Catalog) -> Changes:
     """Per-preset changes: shoot-wide choices first, then `overrides:` by id."""
-    out: dict[str, tuple[dict[str, Any], Lines]] = {}
+    out: Changes = {}
     wide: dict[str, Any] = {}
     wide_lines: Lines = {}
     for key in ("metadata", "background"):
@@ -101,7 +104,8 @@ def _overrides(shoot: Shoot, lines: Lines, catalog: Catalog) -> dict[str, tuple[
 def _check_ids(shoot: Shoot, lines: Lines, catalog: Catalog, file: str) -> None:
     problems = []
     known = set(catalog.ids())
-    refs = [(("targets", i), pid) for i, pid in enumerate(shoot.targets or [])]
+    refs: list[tuple[tuple[Any, ...], str]] = [
+        (("targets", i), pid) for i, pid in enumerate(shoot.targets or [])]
     for name, opts in shoot.sources.items():
         refs += [(("sources", name, "targets", i), pid) for i, pid in enumerate(opts.targets or [])]
     for path, pid in refs:

@@ -52,4 +52,4 @@ def pixel(path: Path, x: float, y: float) -> tuple[int, ...]:
 
 
 def close(actual: tuple[int, ...], expected: tuple[float, ...], tol: float) -> bool:
-    return all(abs(a - e) <= tol for a, e in zip(actual, expected))
+    return all(abs(a - e) <= tol for a, e in zip(actual, expected, strict=False))

@@ -30,7 +30,7 @@ def test_wide_gamut_profiles_become_srgb(tmp_path, space, name):
     patch_image("RGB", PATCHES).save(src, icc_profile=make_profile(space, name))
     report = render(tmp_path, src, "t-square-png")
     out = output(report, "t-square-png", tmp_path / "out")
-    for colour, (x, y) in zip(PATCHES, patch_centres()):
+    for colour, (x, y) in zip(PATCHES, patch_centres(), strict=False):
         want = expected_srgb(colour, space)
         got = pixel(out, x, y)
         assert close(got, want, 2.0), (colour, got, want)
@@ -52,7 +52,7 @@ def test_adobe_cmyk_jpeg_with_profile_becomes_correct_srgb(tmp_path):
     assert b"Adobe" in src.read_bytes()[:2000]   # Adobe APP14: inverted CMYK on disk
     report = render(tmp_path, src, "t-square-png")
     out = output(report, "t-square-png", tmp_path / "out")
-    for ref, (x, y) in zip(reference, patch_centres()):
+    for ref, (x, y) in zip(reference, patch_centres(), strict=False):
         got = pixel(out, x, y)
         assert close(got, ref, 22), (got, ref)   # SWOP profiles differ by up to ~20
 

@@ -4,7 +4,6 @@ import json
 import zipfile
 
 import pytest
-
 from helpers import presets_dir, render
 from media import gradient, quadrants
 
@@ -21,6 +20,14 @@ def test_folder_walk_skips_sidecars_and_hidden_files(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     with ingest([tmp_path]) as found:
         assert [a.options_key for a in found.assets] == ["a.jpg", "b.jpg", "sub/c.png"]
+
+
+def test_output_folder_inside_the_shoot_is_not_a_source(tmp_path):
+    gradient(500, 500).save(tmp_path / "m.jpg")
+    first = run([tmp_path], tmp_path / "out", [presets_dir(tmp_path)], ["t-square-jpeg"], jobs=1)
+    again = run([tmp_path], tmp_path / "out", [presets_dir(tmp_path)], ["t-square-jpeg"], jobs=1)
+    assert [r.source for r in first.results] == [r.source for r in again.results]
+    assert len(again.results) == 1 and again.results[0].status == "unchanged"
 
 
 def test_zip_pages_keep_page_order_and_refuse_escapes(tmp_path):
@@ -55,8 +62,7 @@ def test_zip_renders_pages_as_an_ordered_set(tmp_path):
             zf.write(page, f"Carousel ({n}).png")
     report = render(tmp_path, archive, "t-square-jpeg")
     rendered = sorted((r.order, r.path) for r in report.results)
-    assert rendered == [(1, "t-square-jpeg/Carousel (1).jpg"), (2, "t-square-jpeg/Carousel (2).jpg"),
-                        (3, "t-square-jpeg/Carousel (3).jpg")]
+    assert rendered == [(n, f"t-square-jpeg/Carousel ({n}).jpg") for n in (1, 2, 3)]
     assert all(r.group == str(archive) for r in report.results)
 
 
