@@ -51,7 +51,7 @@ def read_meta(image: Image.Image) -> PhotoMeta:
     xmp = _raw_xmp(image)
     fields = _xmp_fields(xmp) if xmp else {}
     iptc = _iptc_fields(image)
-    exif = image.getexif()
+    exif = _exif_of(image)
 
     def first(*values: object) -> str | None:
         for v in values:
@@ -70,6 +70,17 @@ def read_meta(image: Image.Image) -> PhotoMeta:
         digital_source_type=first(fields.get("digital_source_type")),
         xmp=xmp,
     )
+
+
+def _exif_of(image: Image.Image) -> Image.Exif:
+    """The master's EXIF; a damaged block reads as empty rather than failing the photo."""
+    try:
+        exif = image.getexif()
+        exif.get_ifd(_EXIF_IFD)
+        exif.get_ifd(_GPS_IFD)
+        return exif
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds on malformed EXIF
+        return Image.Exif()
 
 
 def _raw_xmp(image: Image.Image) -> bytes | None:
@@ -141,7 +152,7 @@ def output_exif(image: Image.Image, policy: str) -> bytes | None:
     """EXIF for an output under `policy`, orientation normalised to 1."""
     if policy == "strip":
         return None
-    source = image.getexif()
+    source = _exif_of(image)
     if policy == "keep":
         exif = source
     else:

@@ -88,14 +88,30 @@ def error_entry(err: PipelineError) -> dict[str, Any]:
     return {"source": err.path, "preset": err.preset, "error": err.message, "hint": err.hint}
 
 
-def manifest(results: list[VariantResult], errors: list[PipelineError]) -> dict[str, Any]:
-    ordered = sorted(results, key=lambda r: (r.preset, r.path))
+def manifest(results: list[VariantResult], errors: list[PipelineError],
+             earlier: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The manifest of OUT: this run's variants, plus `earlier` entries (from the
+    last manifest) for outputs this run did not touch."""
+    variants = [r.to_dict() for r in results]
+    done = {v["path"] for v in variants}
+    variants += [e for e in earlier if e.get("path") not in done]
     return {
         "schema_version": SCHEMA_VERSION,
         "generator": f"repurpose {__version__}",
-        "variants": [r.to_dict() for r in ordered],
+        "variants": sorted(variants, key=lambda v: (v["preset"], v["path"])),
         "errors": [error_entry(e) for e in errors],
     }
+
+
+def still_present(out_dir: Path, previous: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Earlier manifest entries whose file is still in OUT, as it was written."""
+    kept = []
+    for path, entry in previous.items():
+        target = out_dir / path
+        if entry.get("status") in ("rendered", "unchanged") and target.is_file() and (
+                target.stat().st_size == entry.get("bytes")):
+            kept.append(entry)
+    return kept
 
 
 def write_manifest(out_dir: Path, body: dict[str, Any]) -> None:

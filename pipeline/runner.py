@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from pipeline.outputs import (
     load_previous,
     manifest,
     sha256_file,
+    still_present,
     write_manifest,
 )
 from pipeline.planning import Choices, PlanError, plan_photo
@@ -109,21 +111,28 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
                 progress(outcome)
     finally:
         found.cleanup()
-    body = manifest(results, errors)
+    body = manifest(results, errors, still_present(out_dir, load_previous(out_dir)))
     if not dry_run:
         write_manifest(out_dir, body)
     return Report(results, errors, body)
 
 
-def _execute(planned: list[Job], workers: int) -> Any:
+def _execute(planned: list[Job], workers: int) -> Iterator[JobResult]:
     if workers <= 1 or len(planned) <= 1:
         for job in planned:
             yield render_job(job)
         return
     with ProcessPoolExecutor(max_workers=min(workers, len(planned))) as pool:
-        futures = [pool.submit(render_job, job) for job in planned]
+        futures = {pool.submit(render_job, job): job for job in planned}
         for future in as_completed(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                # A worker was killed (out of memory, a signal): its masters fail, clearly.
+                job = futures[future]
+                yield JobResult(errors=[RenderError(
+                    "the process rendering this master stopped unexpectedly", path=job.asset.label,
+                    hint="it may have run out of memory; retry with --jobs 1")])
 
 
 def source_digest(path: Path) -> str:

@@ -107,6 +107,20 @@ def test_rerun_skips_unchanged_and_redoes_what_changed(tmp_path):
     assert {r.status for r in forced.results} == {"rendered"}
 
 
+def test_manifest_keeps_outputs_of_earlier_runs(tmp_path):
+    src = tmp_path / "m.jpg"
+    gradient(600, 400).save(src)
+    out = tmp_path / "out"
+    render(tmp_path, src, "t-square-jpeg", "t-square-png", out=out)
+    render(tmp_path, src, "t-square-jpeg", out=out)            # a narrower second run
+    body = json.loads((out / "manifest.json").read_text())
+    assert sorted(v["preset"] for v in body["variants"]) == ["t-square-jpeg", "t-square-png"]
+    (out / "t-square-png" / "m.png").unlink()
+    render(tmp_path, src, "t-square-jpeg", out=out)
+    body = json.loads((out / "manifest.json").read_text())
+    assert [v["preset"] for v in body["variants"]] == ["t-square-jpeg"]
+
+
 def test_manifest_records_every_variant_and_error(tmp_path):
     shoot = tmp_path / "shoot"
     shoot.mkdir()
