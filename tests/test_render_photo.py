@@ -129,13 +129,19 @@ def test_ai_masters_carry_iptc_digital_source_type(tmp_path, ai, code):
         assert b"Iptc4xmpExt:DigitalSourceType" in data
 
 
-def test_size_cap_lowers_quality_until_it_fits(tmp_path):
+def noise_shoot(tmp_path, shoot_yaml: str):
+    """A shoot holding one incompressible photo (random noise)."""
     shoot = tmp_path / "shoot"
     shoot.mkdir()
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (800, 800, 3), np.uint8)).save(
         shoot / "noise.png")
-    (shoot / "shoot.yaml").write_text(
-        "overrides:\n  t-square-jpeg: {max_file_size: 25KB, quality: 95, min_quality: 10}\n")
+    (shoot / "shoot.yaml").write_text(shoot_yaml)
+    return shoot
+
+
+def test_size_cap_lowers_quality_until_it_fits(tmp_path):
+    shoot = noise_shoot(tmp_path, "overrides:\n  t-square-jpeg: "
+                                  "{max_file_size: 25KB, quality: 95, min_quality: 10}\n")
     report = run([shoot], tmp_path / "out", [presets_dir(tmp_path)], ["t-square-jpeg"], jobs=1)
     (result,) = report.results
     assert result.status == "rendered" and result.bytes <= 25_000
@@ -145,13 +151,9 @@ def test_size_cap_lowers_quality_until_it_fits(tmp_path):
 
 
 def test_size_that_cannot_be_met_fails_cleanly(tmp_path):
-    shoot = tmp_path / "shoot"
-    shoot.mkdir()
-    Image.fromarray(np.random.default_rng(1).integers(0, 255, (800, 800, 3), np.uint8)).save(
-        shoot / "noise.png")
-    (shoot / "shoot.yaml").write_text(
-        "overrides:\n  t-square-jpeg: {max_file_size: 2KB, min_quality: 60}\n"
-        "  t-square-png: {max_file_size: 2KB}\n")
+    shoot = noise_shoot(tmp_path, "overrides:\n"
+                                  "  t-square-jpeg: {max_file_size: 2KB, min_quality: 60}\n"
+                                  "  t-square-png: {max_file_size: 2KB}\n")
     out = tmp_path / "out"
     report = run([shoot], out, [presets_dir(tmp_path)], ["t-square-jpeg", "t-square-png"],
                  jobs=1)
