@@ -139,27 +139,12 @@ def probe(file: Path, as_json: bool) -> None:
 def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
          as_json: bool) -> None:
     """Show the crop, scale and encoding decisions for SOURCE, without rendering."""
-    from pipeline.planning import plan_photo
-    from pipeline.probe import probe as probe_file
-    from pipeline.runner import plan_jobs, source_digest
+    from pipeline.runner import run
 
-    jobs, errors, found = plan_jobs([source], Path("."), list(presets_dirs), only)
-    plans, failures = [], list(errors)
-    with found:
-        for job in jobs:
-            try:
-                info = probe_file(job.asset)
-                digest = source_digest(job.asset.path)
-                for preset in job.presets:
-                    try:
-                        plans.append(plan_photo(info, preset, job.choices, source=job.asset.label,
-                                                stem=job.stem, source_digest=digest).to_dict())
-                    except PipelineError as exc:
-                        failures.append(exc)
-            except PipelineError as exc:
-                failures.append(exc)
-    for err in failures:
+    report = run([source], Path("out"), list(presets_dirs), only, dry_run=True, jobs=1)
+    for err in report.errors:
         click.echo(f"error: {err}", err=True)
+    plans = [r.plan for r in report.results if r.plan]
     if as_json:
         click.echo(json.dumps(plans, indent=2, ensure_ascii=False))
     else:
@@ -170,7 +155,7 @@ def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
                        f"{crop['bottom']:.0f})  scale {p['scale']:.3f}  -> {p['output']}")
             for w in p["warnings"]:
                 click.echo(f"{'':26} warning: {w}")
-    sys.exit(EXIT_SOME_FAILED if failures else EXIT_OK)
+    sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
 
 
 @cli.group()

@@ -9,7 +9,6 @@ with one fixed sRGB profile, so identical inputs give identical bytes.
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from io import BytesIO
 
@@ -106,7 +105,7 @@ def _apply_profile(image: Image.Image, icc: bytes, warnings: list[str]) -> Image
         return image
     out_mode = "RGBA" if image.mode == "RGBA" else "RGB"
     try:
-        transform = _transform(hashlib.sha256(icc).hexdigest(), icc, image.mode, out_mode)
+        transform = _transform(icc, image.mode, out_mode)
         return ImageCms.applyTransform(image, transform)
     except (OSError, ImageCms.PyCMSError) as exc:
         warnings.append(f"embedded colour profile could not be applied ({exc}): treated as sRGB")
@@ -120,7 +119,7 @@ def _profile_facts(icc: bytes) -> tuple[str, str]:
 
 
 @lru_cache(maxsize=16)
-def _transform(digest: str, icc: bytes, in_mode: str, out_mode: str) -> ImageCms.ImageCmsTransform:
+def _transform(icc: bytes, in_mode: str, out_mode: str) -> ImageCms.ImageCmsTransform:
     source = ImageCms.ImageCmsProfile(BytesIO(icc))
     return ImageCms.buildTransform(source, _srgb(), in_mode, out_mode,
                                    renderingIntent=_INTENT, flags=_FLAGS)

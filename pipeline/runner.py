@@ -20,8 +20,8 @@ from typing import Any
 
 from pipeline.checks import check_photo
 from pipeline.errors import InputError, PipelineError, RenderError
-from pipeline.ingest import ingest
-from pipeline.model import Asset, MediaInfo, PhotoPlan, Status, VariantResult
+from pipeline.ingest import Found, ingest
+from pipeline.model import Asset, Check, MediaInfo, PhotoPlan, Status, VariantResult
 from pipeline.outputs import (
     assign_stems,
     atomic_write,
@@ -77,7 +77,7 @@ Progress = Callable[[JobResult], None]
 
 def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (),
               only: Sequence[str] = (), force: bool = False,
-              dry_run: bool = False) -> tuple[list[Job], list[PipelineError], Any]:
+              dry_run: bool = False) -> tuple[list[Job], list[PipelineError], Found]:
     """Ingest and resolve targets; raises ConfigError for bad presets or shoot.yaml."""
     found = ingest(sources, exclude=[out_dir])
     contexts: dict[Path | None, ShootContext] = {}
@@ -236,8 +236,6 @@ def _unchanged(job: Job, plan: PhotoPlan) -> VariantResult | None:
             return None
     except OSError:
         return None
-    from pipeline.model import Check
-
     checks = tuple(Check(**c) for c in entry.get("checks", []))
     return replace(_result(job.asset, plan, "unchanged"), width=entry.get("width"),
                    height=entry.get("height"), bytes=entry.get("bytes"),
