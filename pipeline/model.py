@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from pipeline.errors import PipelineError
+    from pipeline.planning import Choices
+    from pipeline.schema import Preset
 
 Media = Literal["photo", "video"]
 Status = Literal["rendered", "unchanged", "failed", "planned"]
@@ -141,3 +146,24 @@ class VariantResult:
         out["warnings"] = list(self.warnings)
         out["checks"] = [asdict(c) for c in self.checks]
         return out
+
+
+@dataclass(frozen=True)
+class Job:
+    """One master and everything needed to render it, picklable."""
+
+    asset: Asset
+    stem: str
+    presets: tuple[Preset, ...]
+    choices: Choices
+    out_dir: Path
+    previous: dict[str, dict[str, Any]]
+    force: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class JobResult:
+    results: list[VariantResult] = field(default_factory=list)
+    errors: list[PipelineError] = field(default_factory=list)
+    info: MediaInfo | None = None

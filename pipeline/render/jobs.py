@@ -1,0 +1,143 @@
+"""One job: probe, plan and render every variant of one master.
+
+Runs in a worker process: decodes the master once, renders each planned
+variant, writes it atomically, verifies it against its preset, and skips
+variants whose inputs and output are unchanged since the last manifest.
+It never raises: failures come back as errors for this master only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+
+from pipeline.checks import check_photo
+from pipeline.errors import InputError, PipelineError, RenderError
+from pipeline.model import Asset, Check, Job, JobResult, PhotoPlan, Status, VariantResult
+from pipeline.outputs import atomic_write, sha256_file
+from pipeline.planning import PlanError, plan_photo
+from pipeline.probe import info_of, open_photo
+from pipeline.render.photo import Master, compose, decode, encode
+from pipeline.schema import Preset
+
+log = logging.getLogger(__name__)
+
+
+def render_job(job: Job) -> JobResult:
+    """Probe, plan and render every variant of one master; never raises."""
+    try:
+        return _render_job(job)
+    except Exception as exc:  # noqa: BLE001 - one master's bug must not stop the others
+        log.exception("unexpected failure on %s", job.asset.label)
+        err = RenderError(f"internal error: {type(exc).__name__}: {exc}", path=job.asset.label,
+                          hint="please report this with the file; REPURPOSE_DEBUG=1 shows more")
+        return JobResult(errors=[err])
+
+
+def _render_job(job: Job) -> JobResult:
+    out = JobResult()
+    asset = job.asset
+    try:
+        image = open_photo(asset)
+    except InputError as exc:
+        out.errors.append(exc)
+        return out
+    try:
+        digest = sha256_file(asset.path)
+    except OSError as exc:
+        image.close()
+        out.errors.append(InputError(f"cannot read: {exc.strerror or exc}", path=asset.label,
+                                     hint="check the file and copy it again"))
+        return out
+    with image:
+        info = out.info = info_of(image)
+        plans: list[tuple[Preset, PhotoPlan]] = []
+        for preset in job.presets:
+            try:
+                plans.append((preset, plan_photo(info, preset, job.choices, source=asset.label,
+                                                 stem=job.stem, source_digest=digest)))
+            except PlanError as exc:
+                out.errors.append(exc)
+                out.results.append(_failed(asset, preset, exc))
+        todo = []
+        for preset, plan in plans:
+            kept = None if job.force else _unchanged(job, plan)
+            if job.dry_run:
+                out.results.append(_result(asset, plan, "planned"))
+            elif kept:
+                out.results.append(kept)
+            else:
+                todo.append((preset, plan))
+        if not todo:
+            return out
+        try:
+            master = decode(image, info, [p for _, p in todo], asset.label)
+        except InputError as exc:
+            out.errors.append(exc)
+            return out
+    for preset, plan in todo:
+        try:
+            out.results.append(_render_one(job, master, preset, plan))
+        except RenderError as exc:
+            out.errors.append(exc)
+            out.results.append(_failed(asset, preset, exc, plan))
+    return out
+
+
+def _render_one(job: Job, master: Master, preset: Preset, plan: PhotoPlan) -> VariantResult:
+    frame = compose(master, plan)
+    data, quality = encode(frame, plan, master)
+    target = job.out_dir / plan.output
+    atomic_write(target, data)
+    checks = check_photo(target, preset)
+    warnings = list(plan.warnings) + master.warnings
+    if quality != plan.quality:
+        warnings.append(f"quality lowered from {plan.quality} to {quality} to fit "
+                        f"{plan.max_bytes:,} bytes")
+    result = replace(_result(job.asset, plan, "rendered"), width=frame.width,
+                     height=frame.height, bytes=len(data),
+                     sha256=hashlib.sha256(data).hexdigest(), quality=quality,
+                     warnings=tuple(warnings), checks=checks)
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        target.unlink(missing_ok=True)
+        detail = "; ".join(f"{c.name} is {c.actual}, expected {c.expected}" for c in bad)
+        raise RenderError(f"output fails its preset's checks: {detail}", path=job.asset.label,
+                          preset=preset.id, hint="adjust the preset in shoot.yaml")
+    return result
+
+
+def _unchanged(job: Job, plan: PhotoPlan) -> VariantResult | None:
+    """The previous result, if it was made from the same inputs and is still on disk."""
+    entry = job.previous.get(plan.output)
+    if not entry or entry.get("key") != plan.key or entry.get("status") not in (
+            "rendered", "unchanged"):
+        return None
+    target = job.out_dir / plan.output
+    try:
+        if target.stat().st_size != entry.get("bytes") or sha256_file(target) != entry.get(
+                "sha256"):
+            return None
+    except OSError:
+        return None
+    checks = tuple(Check(**c) for c in entry.get("checks", []))
+    return replace(_result(job.asset, plan, "unchanged"), width=entry.get("width"),
+                   height=entry.get("height"), bytes=entry.get("bytes"),
+                   sha256=entry.get("sha256"), quality=entry.get("quality"),
+                   warnings=tuple(entry.get("warnings", [])), checks=checks)
+
+
+def _result(asset: Asset, plan: PhotoPlan, status: Status) -> VariantResult:
+    return VariantResult(source=asset.label, preset=plan.preset, path=plan.output,
+                         status=status, key=plan.key, group=asset.group, order=asset.order,
+                         width=plan.size[0], height=plan.size[1], warnings=plan.warnings,
+                         plan=plan.to_dict())
+
+
+def _failed(asset: Asset, preset: Preset, exc: PipelineError,
+            plan: PhotoPlan | None = None) -> VariantResult:
+    return VariantResult(source=asset.label, preset=preset.id,
+                         path=plan.output if plan else "", status="failed", error=exc.message,
+                         group=asset.group, order=asset.order,
+                         plan=plan.to_dict() if plan else {})
