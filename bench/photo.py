@@ -94,15 +94,18 @@ def ensure_data() -> None:
             natural(i).save(path, quality=92)
 
 
-def run_case(argv_for, repeat: int) -> Sample:
-    samples = []
+def run_cases(cases: dict[str, object], repeat: int) -> dict[str, Sample]:
+    """Run every case once per round, rounds interleaved, so a machine that
+    speeds up or slows down during the run affects every case alike."""
+    samples: dict[str, list[Sample]] = {name: [] for name in cases}
     for _ in range(repeat):
-        out = Path(tempfile.mkdtemp(prefix="repurpose-bench-"))
-        try:
-            samples.append(measure(argv_for(out)))
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
-    return median(samples)
+        for name, argv_for in cases.items():
+            out = Path(tempfile.mkdtemp(prefix="repurpose-bench-"))
+            try:
+                samples[name].append(measure(argv_for(out)))  # type: ignore[operator]
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+    return {name: median(found) for name, found in samples.items()}
 
 
 def main(repeat: int) -> None:
@@ -113,11 +116,14 @@ def main(repeat: int) -> None:
     (work / "vips.py").write_text(PYVIPS)
     ids = [arg for w, h in VARIANTS for arg in ("-p", f"bench-{w}x{h}")]
     py = sys.executable
-    ours = run_case(lambda out: [py, "-m", "pipeline", "render", str(DATA), "--out", str(out),
-                                 "--presets-dir", str(work), "--force", *ids], repeat)
-    plain = run_case(lambda out: [py, str(work / "plain_pillow.py"), str(DATA), str(out)], repeat)
-    vips = run_case(lambda out: [py, str(work / "vips.py"), str(DATA), str(out)], repeat)
+    results = run_cases({
+        "ours": lambda out: [py, "-m", "pipeline", "render", str(DATA), "--out", str(out),
+                             "--presets-dir", str(work), "--force", *ids],
+        "plain": lambda out: [py, str(work / "plain_pillow.py"), str(DATA), str(out)],
+        "vips": lambda out: [py, str(work / "vips.py"), str(DATA), str(out)],
+    }, repeat)
     shutil.rmtree(work, ignore_errors=True)
+    ours, plain, vips = results["ours"], results["plain"], results["vips"]
     print(f"photo: {COUNT} x {WIDTH}x{HEIGHT} JPEG -> {len(VARIANTS)} variants each "
           f"(median of {repeat})")
     print(f"{'':22}{'wall s':>8}{'cpu s':>8}{'peak MiB':>10}")

@@ -2,7 +2,7 @@
 
 Each command runs in its own process; wall time, CPU time (user + system,
 including worker processes) and peak memory (largest single process) come
-from wait4. Medians over REPURPOSE_BENCH_REPEAT runs (default 3).
+from wait4. Medians over REPURPOSE_BENCH_REPEAT interleaved rounds (default 5).
 """
 
 from __future__ import annotations
@@ -16,5 +16,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import photo  # noqa: E402
 
 if __name__ == "__main__":
-    repeat = int(os.environ.get("REPURPOSE_BENCH_REPEAT", "3"))
+    repeat = int(os.environ.get("REPURPOSE_BENCH_REPEAT", "5"))
     photo.main(repeat)

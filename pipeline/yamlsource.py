@@ -16,6 +16,10 @@ import yaml
 
 from pipeline.errors import ConfigError, Problem
 
+# libyaml's parser when PyYAML was built with it (the wheels are): same nodes
+# and marks, several times faster on the 26 built-in presets.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 KeyPath = tuple[Any, ...]
 Origin = tuple[str, int]
 Lines = dict[KeyPath, Origin]
@@ -29,7 +33,7 @@ def load_yaml(path: Path, text: str | None = None) -> tuple[Any, Lines]:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError([Problem(name, None, "", f"cannot read: {exc}")]) from exc
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         node = loader.get_single_node()
         if node is None:
