@@ -219,3 +219,29 @@ def test_large_jpeg_is_decoded_at_reduced_size(tmp_path):
         master = decode(image, info, plans, "big.jpg")
     # x-image needs 1200/4000 = 0.3 of full size: the DCT decoder delivers 1/2.
     assert master.factor == 0.5 and master.pixels.size == (2000, 1500)
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    diff = np.asarray(a, float) - np.asarray(b, float)
+    return float(10 * np.log10(255.0**2 / max(np.mean(diff**2), 1e-12)))
+
+
+@pytest.mark.parametrize("preset_size", [(1280, 720), (400, 600)])
+def test_fast_decode_and_resize_match_a_plain_lanczos_resize(tmp_path, astronaut, preset_size):
+    """Draft decoding and reducing_gap must not cost visible quality."""
+    width, height = preset_size
+    master = astronaut.resize((3000, 3000), Image.Resampling.LANCZOS)
+    src = tmp_path / "big.jpg"
+    master.save(src, quality=95)
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "q.yaml").write_text(
+        f"id: q\nplatform: t\nmedia: photo\nsize: [{width}, {height}]\n"
+        f"aspect: {{min: {width / height}, max: {width / height}}}\nimage: {{formats: [png]}}\n")
+    report = run([src], tmp_path / "out", [folder], ["q"], jobs=1)
+    ours = Image.open(tmp_path / "out" / report.results[0].path).convert("RGB")
+    decoded = Image.open(src).convert("RGB")
+    box = report.results[0].plan["crop"]
+    fair = decoded.resize((width, height), Image.Resampling.LANCZOS,
+                          box=(box["left"], box["top"], box["right"], box["bottom"]))
+    assert psnr(ours, fair) >= 40.0, psnr(ours, fair)

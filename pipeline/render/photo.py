@@ -21,10 +21,11 @@ from pipeline.metadata import PhotoMeta, output_exif, output_xmp, read_meta
 from pipeline.model import MediaInfo, PhotoPlan
 from pipeline.planning import crop_window
 
-# Pillow first box-reduces by an integer factor while the remaining Lanczos
-# step still shrinks by at least this much. JPEG masters are already
-# DCT-scaled by draft(), so 2.0 keeps full Lanczos quality on what is left.
-REDUCING_GAP = 2.0
+# Pillow box-reduces by an integer factor first, as long as the Lanczos step
+# that follows still shrinks by at least this much. Measured against one
+# plain Lanczos pass (bench photo and the astronaut, 2.3x reductions): 46-53 dB
+# PSNR, invisible, for ~45 % less resize time. Pillow requires a value > 1.
+REDUCING_GAP = 1.01
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
     4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
