@@ -12,6 +12,7 @@ DigitalSourceType that Meta, Pinterest and others read for their AI labels.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
@@ -75,9 +76,11 @@ def read_meta(image: Image.Image) -> PhotoMeta:
 def _exif_of(image: Image.Image) -> Image.Exif:
     """The master's EXIF; a damaged block reads as empty rather than failing the photo."""
     try:
-        exif = image.getexif()
-        exif.get_ifd(_EXIF_IFD)
-        exif.get_ifd(_GPS_IFD)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # Pillow warns on stderr about bad EXIF
+            exif = image.getexif()
+            exif.get_ifd(_EXIF_IFD)
+            exif.get_ifd(_GPS_IFD)
         return exif
     except Exception:  # noqa: BLE001 - Pillow raises many kinds on malformed EXIF
         return Image.Exif()

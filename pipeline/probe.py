@@ -55,6 +55,7 @@ def open_photo(asset: Asset) -> Image.Image:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)    # e.g. "Corrupt EXIF data"
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path, formats=_available_formats())
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -116,7 +117,9 @@ def probe(asset: Asset) -> MediaInfo:
 def info_of(image: Image.Image) -> MediaInfo:
     stored_w, stored_h = image.size
     try:
-        orientation = int(image.getexif().get(0x0112, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # damaged EXIF: only orientation is lost
+            orientation = int(image.getexif().get(0x0112, 1))
     except Exception:  # noqa: BLE001 - a damaged EXIF block only loses orientation
         orientation = 1
     if orientation not in range(1, 9):

@@ -141,3 +141,17 @@ def test_end_to_end_sample_shoot(tmp_path):
         assert image.size == (1080, 1920)
     again = run_cli("render", ROOT / "samples" / "shoot", "--out", out, "--json")
     assert {v["status"] for v in json.loads(again.stdout)["variants"]} == {"unchanged"}
+
+
+@pytest.mark.slow
+def test_damaged_exif_renders_quietly(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    gradient(600, 400).save(tmp_path / "shot.jpg", exif=exif.tobytes())
+    data = bytearray((tmp_path / "shot.jpg").read_bytes())
+    at = data.find(b"Exif")
+    data[at + 10:at + 20] = b"\xff" * 10                  # break the IFD structure
+    (tmp_path / "shot.jpg").write_bytes(bytes(data))
+    result = run_cli("render", tmp_path / "shot.jpg", "--out", tmp_path / "out", "-p", "x-image")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert (tmp_path / "out" / "x-image" / "shot.jpg").exists()
