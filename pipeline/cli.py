@@ -9,6 +9,7 @@ REPURPOSE_DEBUG=1 shows tracebacks.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -236,4 +237,8 @@ def presets_schema(kind: str) -> None:
 
 
 def main() -> None:
+    debug = bool(os.environ.get("REPURPOSE_DEBUG"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="repurpose: %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("PIL").setLevel(logging.WARNING)
     cli()

@@ -155,3 +155,33 @@ def test_damaged_exif_renders_quietly(tmp_path):
     result = run_cli("render", tmp_path / "shot.jpg", "--out", tmp_path / "out", "-p", "x-image")
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert (tmp_path / "out" / "x-image" / "shot.jpg").exists()
+
+
+@pytest.mark.slow
+def test_progress_bar_only_on_a_terminal(tmp_path):
+    import pty
+    import subprocess
+    import sys
+
+    for n in range(3):
+        gradient(500, 500, seed=n).save(tmp_path / f"m{n}.jpg")
+    args = [sys.executable, "-m", "pipeline", "render", str(tmp_path), "--out",
+            str(tmp_path / "out"), "-p", "x-image", "--force"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    main, secondary = pty.openpty()
+    proc = subprocess.run(args, stderr=secondary, stdout=subprocess.PIPE, env=env, timeout=120)
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    assert proc.returncode == 0
+    assert b"rendering" in shown and b"3/3" in shown
+    piped = run_cli(*args[3:])
+    assert piped.returncode == 0 and "rendering" not in piped.stderr

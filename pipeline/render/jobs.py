@@ -29,7 +29,7 @@ def render_job(job: Job) -> JobResult:
     try:
         return _render_job(job)
     except Exception as exc:  # noqa: BLE001 - one master's bug must not stop the others
-        log.exception("unexpected failure on %s", job.asset.label)
+        log.debug("unexpected failure on %s", job.asset.label, exc_info=True)
         err = RenderError(f"internal error: {type(exc).__name__}: {exc}", path=job.asset.label,
                           hint="please report this with the file; REPURPOSE_DEBUG=1 shows more")
         return JobResult(errors=[err])
