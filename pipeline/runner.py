@@ -25,7 +25,7 @@ from pipeline.outputs import (
     still_present,
     write_manifest,
 )
-from pipeline.planning import Choices
+from pipeline.planning import Choices, output_path
 from pipeline.shoot import ShootContext, load_shoot
 
 
@@ -44,12 +44,22 @@ Progress = Callable[[JobResult], None]
 
 
 def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (),
-              only: Sequence[str] = (), force: bool = False,
-              dry_run: bool = False) -> tuple[list[Job], list[PipelineError], Found]:
+              only: Sequence[str] = (), force: bool = False, dry_run: bool = False,
+              previous: dict[str, dict[str, Any]] | None = None,
+              ) -> tuple[list[Job], list[PipelineError], Found]:
     """Ingest and resolve targets; raises ConfigError for bad presets or shoot.yaml."""
     found = ingest(sources, exclude=[out_dir])
+    try:
+        return _jobs(found, out_dir, presets_dirs, only, force, dry_run, previous or {})
+    except BaseException:
+        found.cleanup()
+        raise
+
+
+def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Sequence[str],
+          force: bool, dry_run: bool, previous: dict[str, dict[str, Any]],
+          ) -> tuple[list[Job], list[PipelineError], Found]:
     contexts: dict[Path | None, ShootContext] = {}
-    previous = load_previous(out_dir)
     stems = assign_stems(found.assets)
     jobs = []
     for asset in found.assets:
@@ -58,8 +68,10 @@ def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Pat
         ctx = contexts[asset.shoot_dir]
         presets = tuple(ctx.targets(asset, "photo", only))
         opts = ctx.options(asset)
+        mine = {path: previous[path] for path in
+                (output_path(p, stems[asset]) for p in presets) if path in previous}
         jobs.append(Job(asset, stems[asset], presets, Choices(opts.focus, ctx.ai(asset)),
-                        out_dir, previous, force, dry_run))
+                        out_dir, mine, force, dry_run))
     return jobs, list(found.errors), found
 
 
@@ -67,7 +79,9 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
         only: Sequence[str] = (), force: bool = False, dry_run: bool = False,
         jobs: int | None = None, progress: Progress | None = None,
         on_start: Callable[[int], None] | None = None) -> Report:
-    planned, errors, found = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run)
+    previous = load_previous(out_dir)
+    planned, errors, found = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run,
+                                       previous)
     results: list[VariantResult] = []
     try:
         if on_start:
@@ -79,7 +93,7 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
                 progress(outcome)
     finally:
         found.cleanup()
-    body = manifest(results, errors, still_present(out_dir, load_previous(out_dir)))
+    body = manifest(results, errors, still_present(out_dir, previous))
     if not dry_run:
         write_manifest(out_dir, body)
     return Report(results, errors, body)
