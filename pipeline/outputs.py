@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,12 @@ MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that the file appears whole or not at all."""
+def atomic_write(path: Path, data: bytes, verify: Callable[[Path], None] | None = None) -> None:
+    """Write `data` to `path` so that the file appears whole or not at all.
+
+    `verify` reads the written temporary file before it takes the final name;
+    if it raises, the temporary file is removed and `path` is left as it was.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.part"
     try:
@@ -40,6 +44,8 @@ def atomic_write(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if verify:
+            verify(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -139,3 +139,31 @@ def test_manifest_records_every_variant_and_error(tmp_path):
     assert all(c["ok"] for c in variant["checks"])
     (error,) = body["errors"]
     assert error["source"] == "shoot/bad.jpg" and "looks like text" in error["error"]
+
+
+def test_verify_failure_keeps_the_earlier_output(tmp_path):
+    target = tmp_path / "x.jpg"
+    atomic_write(target, b"good")
+
+    def refuse(path):
+        assert path.read_bytes() == b"bad" and path != target
+        raise ValueError("fails its checks")
+
+    with pytest.raises(ValueError):
+        atomic_write(target, b"bad", refuse)
+    assert target.read_bytes() == b"good"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.jpg"]
+
+
+def test_checks_report_what_is_wrong(tmp_path):
+    from pipeline.checks import check_photo
+    from pipeline.presets import load_catalog
+
+    wrong = tmp_path / "wrong.png"
+    from PIL import Image
+
+    Image.new("CMYK", (100, 100)).convert("RGB").save(wrong)
+    checks = {c.name: c for c in check_photo(wrong, load_catalog().get("x-image"))}
+    assert not checks["dimensions"].ok and checks["dimensions"].actual == "100x100"
+    assert not checks["aspect"].ok and not checks["format"].ok
+    assert checks["colour_space"].ok and checks["file_size"].ok

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 from pipeline.checks import check_photo
 from pipeline.errors import InputError, PipelineError, RenderError
 from pipeline.model import Asset, Check, Job, JobResult, PhotoPlan, Status, VariantResult
 from pipeline.outputs import atomic_write, sha256_file
-from pipeline.planning import PlanError, plan_photo
+from pipeline.planning import PlanError, output_path, plan_photo
 from pipeline.probe import info_of, open_photo
 from pipeline.render.photo import Master, compose, decode, encode
 from pipeline.schema import Preset
@@ -59,7 +60,7 @@ def _render_job(job: Job) -> JobResult:
                                                  stem=job.stem, source_digest=digest)))
             except PlanError as exc:
                 out.errors.append(exc)
-                out.results.append(_failed(asset, preset, exc))
+                out.results.append(_failed(asset, preset, exc, output_path(preset, job.stem)))
         todo = []
         for preset, plan in plans:
             kept = None if job.force else _unchanged(job, plan)
@@ -81,31 +82,34 @@ def _render_job(job: Job) -> JobResult:
             out.results.append(_render_one(job, master, preset, plan))
         except RenderError as exc:
             out.errors.append(exc)
-            out.results.append(_failed(asset, preset, exc, plan))
+            out.results.append(_failed(asset, preset, exc, plan.output, plan))
     return out
 
 
 def _render_one(job: Job, master: Master, preset: Preset, plan: PhotoPlan) -> VariantResult:
     frame = compose(master, plan)
     data, quality = encode(frame, plan, master)
-    target = job.out_dir / plan.output
-    atomic_write(target, data)
-    checks = check_photo(target, preset)
+    checks: tuple[Check, ...] = ()
+
+    def verify(written: Path) -> None:
+        nonlocal checks
+        checks = check_photo(written, preset)
+        bad = [c for c in checks if not c.ok]
+        if bad:
+            detail = "; ".join(f"{c.name} is {c.actual}, expected {c.expected}" for c in bad)
+            raise RenderError(f"output fails its preset's checks: {detail}",
+                              path=job.asset.label, preset=preset.id,
+                              hint="adjust the preset in shoot.yaml")
+
+    atomic_write(job.out_dir / plan.output, data, verify)
     warnings = list(plan.warnings) + master.warnings
     if quality != plan.quality:
         warnings.append(f"quality lowered from {plan.quality} to {quality} to fit "
                         f"{plan.max_bytes:,} bytes")
-    result = replace(_result(job.asset, plan, "rendered"), width=frame.width,
-                     height=frame.height, bytes=len(data),
-                     sha256=hashlib.sha256(data).hexdigest(), quality=quality,
-                     warnings=tuple(warnings), checks=checks)
-    bad = [c for c in checks if not c.ok]
-    if bad:
-        target.unlink(missing_ok=True)
-        detail = "; ".join(f"{c.name} is {c.actual}, expected {c.expected}" for c in bad)
-        raise RenderError(f"output fails its preset's checks: {detail}", path=job.asset.label,
-                          preset=preset.id, hint="adjust the preset in shoot.yaml")
-    return result
+    return replace(_result(job.asset, plan, "rendered"), width=frame.width,
+                   height=frame.height, bytes=len(data),
+                   sha256=hashlib.sha256(data).hexdigest(), quality=quality,
+                   warnings=tuple(warnings), checks=checks)
 
 
 def _unchanged(job: Job, plan: PhotoPlan) -> VariantResult | None:
@@ -135,9 +139,9 @@ def _result(asset: Asset, plan: PhotoPlan, status: Status) -> VariantResult:
                          plan=plan.to_dict())
 
 
-def _failed(asset: Asset, preset: Preset, exc: PipelineError,
+def _failed(asset: Asset, preset: Preset, exc: PipelineError, path: str,
             plan: PhotoPlan | None = None) -> VariantResult:
     return VariantResult(source=asset.label, preset=preset.id,
-                         path=plan.output if plan else "", status="failed", error=exc.message,
+                         path=path, status="failed", error=exc.message,
                          group=asset.group, order=asset.order,
                          plan=plan.to_dict() if plan else {})
