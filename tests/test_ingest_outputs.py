@@ -163,7 +163,7 @@ def test_checks_report_what_is_wrong(tmp_path):
     from PIL import Image
 
     Image.new("CMYK", (100, 100)).convert("RGB").save(wrong)
-    checks = {c.name: c for c in check_photo(wrong, load_catalog().get("x-image"))}
+    checks = {c.name: c for c in check_photo(wrong, load_catalog().get("instagram-feed-portrait"))}
     assert not checks["dimensions"].ok and checks["dimensions"].actual == "100x100"
     assert not checks["aspect"].ok and not checks["format"].ok
     assert checks["colour_space"].ok and checks["file_size"].ok
