@@ -90,6 +90,8 @@ def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
                      progress=bar.advance, on_start=bar.start)
     finally:
         bar.finish()
+    for note in report.notes:
+        click.echo(f"warning: {note}", err=True)
     for err in report.errors:
         click.echo(f"error: {err}", err=True)
     if as_json:

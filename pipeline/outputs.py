@@ -10,7 +10,8 @@ Manifest format (schema_version 1):
      "variants": [{source, preset, path, media, width, height, bytes, sha256,
                    status, warnings, checks: [{name, ok, expected, actual}],
                    quality, key, group, order, plan}],
-     "errors": [{source, preset, error, hint}]}
+     "errors": [{source, preset, error, hint}],
+     "warnings": ["shoot.yaml: sources.x.jpg matches no master", ...]}
 `path` is relative to OUT; `status` is rendered, unchanged, failed or planned.
 """
 
@@ -94,7 +95,7 @@ def error_entry(err: PipelineError) -> dict[str, Any]:
     return {"source": err.path, "preset": err.preset, "error": err.message, "hint": err.hint}
 
 
-def manifest(results: list[VariantResult], errors: list[PipelineError],
+def manifest(results: list[VariantResult], errors: list[PipelineError], notes: list[str],
              earlier: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
     """The manifest of OUT: this run's variants, plus `earlier` entries (from the
     last manifest) for outputs this run did not touch."""
@@ -106,6 +107,7 @@ def manifest(results: list[VariantResult], errors: list[PipelineError],
         "generator": f"repurpose {__version__}",
         "variants": sorted(variants, key=lambda v: (v["preset"], v["path"])),
         "errors": [error_entry(e) for e in errors],
+        "warnings": list(notes),
     }
 
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,22 @@ from pipeline.shoot import ShootContext, load_shoot
 
 
 @dataclass
+class Planned:
+    """What planning found: one job per master, inputs that failed already,
+    and notes for the user (a shoot.yaml entry that matches no master)."""
+
+    jobs: list[Job]
+    errors: list[PipelineError]
+    notes: list[str]
+    found: Found
+    shoots: dict[Path | None, ShootContext] = field(default_factory=dict)
+
+
+@dataclass
 class Report:
     results: list[VariantResult]
     errors: list[PipelineError]
+    notes: list[str]
     manifest: dict[str, Any]
 
     @property
@@ -45,20 +58,24 @@ Progress = Callable[[JobResult], None]
 
 def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (),
               only: Sequence[str] = (), force: bool = False, dry_run: bool = False,
-              previous: dict[str, dict[str, Any]] | None = None,
-              ) -> tuple[list[Job], list[PipelineError], Found]:
+              previous: dict[str, dict[str, Any]] | None = None) -> Planned:
     """Ingest and resolve targets; raises ConfigError for bad presets or shoot.yaml."""
     found = ingest(sources, exclude=[out_dir])
     try:
-        return _jobs(found, out_dir, presets_dirs, only, force, dry_run, previous or {})
+        planned = _jobs(found, out_dir, presets_dirs, only, force, dry_run, previous or {})
     except BaseException:
         found.cleanup()
         raise
+    # Only a shoot whose whole folder was given can tell that a `sources:` entry is stale.
+    walked = [Path(s).resolve() for s in sources if Path(s).is_dir()]
+    for folder, ctx in planned.shoots.items():
+        if folder and any(d == folder.resolve() or d in folder.resolve().parents for d in walked):
+            planned.notes.extend(ctx.unused_sources(planned.found.assets))
+    return planned
 
 
 def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Sequence[str],
-          force: bool, dry_run: bool, previous: dict[str, dict[str, Any]],
-          ) -> tuple[list[Job], list[PipelineError], Found]:
+          force: bool, dry_run: bool, previous: dict[str, dict[str, Any]]) -> Planned:
     contexts: dict[Path | None, ShootContext] = {}
     stems = assign_stems(found.assets)
     jobs = []
@@ -72,7 +89,7 @@ def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Seque
                 (output_path(p, stems[asset]) for p in presets) if path in previous}
         jobs.append(Job(asset, stems[asset], presets, Choices(opts.focus, ctx.ai(asset)),
                         out_dir, mine, force, dry_run))
-    return jobs, list(found.errors), found
+    return Planned(jobs, list(found.errors), [], found, contexts)
 
 
 def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (),
@@ -80,23 +97,23 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
         jobs: int | None = None, progress: Progress | None = None,
         on_start: Callable[[int], None] | None = None) -> Report:
     previous = load_previous(out_dir)
-    planned, errors, found = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run,
-                                       previous)
+    planned = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run, previous)
+    errors = planned.errors
     results: list[VariantResult] = []
     try:
         if on_start:
-            on_start(len(planned))
-        for outcome in _execute(planned, jobs or os.cpu_count() or 1):
+            on_start(len(planned.jobs))
+        for outcome in _execute(planned.jobs, jobs or os.cpu_count() or 1):
             results.extend(outcome.results)
             errors.extend(outcome.errors)
             if progress:
                 progress(outcome)
     finally:
-        found.cleanup()
-    body = manifest(results, errors, still_present(out_dir, previous))
+        planned.found.cleanup()
+    body = manifest(results, errors, planned.notes, still_present(out_dir, previous))
     if not dry_run:
         write_manifest(out_dir, body)
-    return Report(results, errors, body)
+    return Report(results, errors, planned.notes, body)
 
 
 def _execute(planned: list[Job], workers: int) -> Iterator[JobResult]:

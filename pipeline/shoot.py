@@ -49,6 +49,14 @@ class ShootContext:
                       if not self.catalog.get(i).opt_in]
         return [p for p in chosen if p.media == media]
 
+    def unused_sources(self, assets: Sequence[Asset]) -> list[str]:
+        """Notes for `sources:` entries of this shoot that match none of its masters."""
+        mine = [a for a in assets if a.shoot_dir == self.folder]
+        names = {a.options_key for a in mine} | {Path(a.options_key).name for a in mine}
+        file = self.folder / SHOOT_FILE if self.folder else Path(SHOOT_FILE)
+        return [f"{file}: sources.{key} matches no master in this shoot; check the file name"
+                for key in self.shoot.sources if key not in names]
+
     def ai(self, asset: Asset) -> str:
         return self.options(asset).ai or self.shoot.ai
 

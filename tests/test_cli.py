@@ -185,3 +185,18 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
     assert b"rendering" in shown and b"3/3" in shown
     piped = run_cli(*args[3:])
     assert piped.returncode == 0 and "rendering" not in piped.stderr
+
+
+def test_stale_sources_entry_is_a_warning(cli_runner, tmp_path):
+    gradient(600, 600).save(tmp_path / "portrait.jpg")
+    (tmp_path / "shoot.yaml").write_text("sources:\n  portrait.jpg: {focus: [0.5, 0.3]}\n"
+                                         "  portriat.jpg: {focus: [0.5, 0.3]}\n")
+    result = cli_runner.invoke(cli, ["render", str(tmp_path), "--out", str(tmp_path / "o"),
+                                     "-p", "x-image"])
+    assert result.exit_code == 0
+    assert "warning:" in result.stderr and "sources.portriat.jpg matches no master" in result.stderr
+    body = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert len(body["warnings"]) == 1
+    single = cli_runner.invoke(cli, ["render", str(tmp_path / "portrait.jpg"), "--out",
+                                     str(tmp_path / "o2"), "-p", "x-image"])
+    assert single.exit_code == 0 and "warning" not in single.stderr
