@@ -49,10 +49,6 @@ class MediaInfo:
     icc_profile: str | None     # the embedded profile's description, if any
     frames: int = 1
 
-    @property
-    def media(self) -> Media:
-        return "photo"
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -164,6 +160,7 @@ class Job:
 
 @dataclass
 class JobResult:
+    """What one job produced: its variants, and the errors of its master."""
+
     results: list[VariantResult] = field(default_factory=list)
     errors: list[PipelineError] = field(default_factory=list)
-    info: MediaInfo | None = None

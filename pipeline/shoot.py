@@ -9,7 +9,7 @@ answers which presets each master targets.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ class ShootContext:
     shoot: Shoot
     catalog: Catalog
     folder: Path | None = None
-    lines: Lines = field(default_factory=dict)
 
     def options(self, asset: Asset) -> SourceOptions:
         return self.shoot.sources.get(asset.options_key) or self.shoot.sources.get(
@@ -80,7 +79,7 @@ def load_shoot(folder: Path | None, presets_dirs: Sequence[Path] = ()) -> ShootC
     catalog = load_catalog(presets_dirs, extra)
     catalog = catalog.with_overrides(_overrides(shoot, lines, catalog))
     _check_ids(shoot, lines, catalog, str(file))
-    return ShootContext(shoot, catalog, folder, lines)
+    return ShootContext(shoot, catalog, folder)
 
 
 Changes = dict[str, tuple[dict[str, Any], Lines]]

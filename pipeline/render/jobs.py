@@ -52,7 +52,7 @@ def _render_job(job: Job) -> JobResult:
                                      hint="check the file and copy it again"))
         return out
     with image:
-        info = out.info = info_of(image)
+        info = info_of(image)
         plans: list[tuple[Preset, PhotoPlan]] = []
         for preset in job.presets:
             try:
