@@ -245,3 +245,29 @@ def test_fast_decode_and_resize_match_a_plain_lanczos_resize(tmp_path, astronaut
     fair = decoded.resize((width, height), Image.Resampling.LANCZOS,
                           box=(box["left"], box["top"], box["right"], box["bottom"]))
     assert psnr(ours, fair) >= 40.0, psnr(ours, fair)
+
+
+def test_metadata_too_big_for_a_jpeg_marker_falls_back(tmp_path):
+    from PIL import PngImagePlugin
+
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    history = "".join(f"<rdf:li>step {i} {'x' * 60}</rdf:li>" for i in range(1500))
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+           'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+           'xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/">'
+           '<dc:rights><rdf:Alt><rdf:li xml:lang="x-default">(c) Big</rdf:li></rdf:Alt></dc:rights>'
+           f'<xmpMM:History><rdf:Seq>{history}</rdf:Seq></xmpMM:History>'
+           '</rdf:Description></rdf:RDF></x:xmpmeta>')
+    assert len(xmp) > 70_000
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp)
+    gradient(500, 500).save(shoot / "lr.png", pnginfo=info)
+    (shoot / "shoot.yaml").write_text("metadata: keep\n")
+    report = run([shoot], tmp_path / "out", [presets_dir(tmp_path)], ["t-square-jpeg"], jobs=1)
+    (result,) = report.results
+    assert result.status == "rendered", report.errors
+    assert any("XMP too large" in w for w in result.warnings)
+    with Image.open(tmp_path / "out" / result.path) as image:
+        assert b"(c) Big" in image.info["xmp"] and b"step 1" not in image.info["xmp"]

@@ -88,7 +88,8 @@ def _render_job(job: Job) -> JobResult:
 
 def _render_one(job: Job, master: Master, preset: Preset, plan: PhotoPlan) -> VariantResult:
     frame = compose(master, plan)
-    data, quality = encode(frame, plan, master)
+    encoded = encode(frame, plan, master)
+    data, quality = encoded.data, encoded.quality
     checks: tuple[Check, ...] = ()
 
     def verify(written: Path) -> None:
@@ -102,7 +103,7 @@ def _render_one(job: Job, master: Master, preset: Preset, plan: PhotoPlan) -> Va
                               hint="adjust the preset in shoot.yaml")
 
     atomic_write(job.out_dir / plan.output, data, verify)
-    warnings = list(plan.warnings) + master.warnings
+    warnings = list(plan.warnings) + master.warnings + list(encoded.notes)
     if quality != plan.quality:
         warnings.append(f"quality lowered from {plan.quality} to {quality} to fit "
                         f"{plan.max_bytes:,} bytes")

@@ -26,6 +26,7 @@ from pipeline.planning import crop_window
 # plain Lanczos pass (bench photo and the astronaut, 2.3x reductions): 46-53 dB
 # PSNR, invisible, for ~45 % less resize time. Pillow requires a value > 1.
 REDUCING_GAP = 1.01
+MAX_MARKER_BYTES = 65000   # a JPEG APP marker holds 65,533 bytes, less its header
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
     4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
@@ -117,13 +118,35 @@ def _rgba(colour: str, mode: str) -> tuple[int, ...]:
     return (*rgb, 255) if mode == "RGBA" else rgb
 
 
-def encode(frame: Image.Image, plan: PhotoPlan, master: Master) -> tuple[bytes, int]:
-    """Encode the frame; lower the quality by bisection until it fits max_bytes."""
+@dataclass(frozen=True)
+class Encoded:
+    data: bytes
+    quality: int
+    notes: tuple[str, ...] = ()
+
+
+def _metadata(plan: PhotoPlan, master: Master) -> tuple[bytes | None, bytes | None, list[str]]:
+    """EXIF and XMP for the output; a block too big for one JPEG marker falls back
+    to the default policy's smaller block (Lightroom's XMP history can be huge)."""
     exif = output_exif(master.exif_source, plan.metadata)
     xmp = output_xmp(master.meta, plan.metadata, plan.ai)
+    notes = []
+    if plan.format == "jpeg" and exif and len(exif) > MAX_MARKER_BYTES:
+        exif = output_exif(master.exif_source, "default")
+        notes.append("EXIF too large for a JPEG marker: kept the default fields only")
+    if plan.format == "jpeg" and xmp and len(xmp) > MAX_MARKER_BYTES:
+        xmp = output_xmp(master.meta, "default", plan.ai)
+        notes.append("XMP too large for a JPEG marker: kept title, description, creator, "
+                     "rights and keywords only")
+    return exif, xmp, notes
+
+
+def encode(frame: Image.Image, plan: PhotoPlan, master: Master) -> Encoded:
+    """Encode the frame; lower the quality by bisection until it fits max_bytes."""
+    exif, xmp, notes = _metadata(plan, master)
     data = _encode_once(frame, plan, plan.quality, exif, xmp)
     if plan.max_bytes is None or len(data) <= plan.max_bytes:
-        return data, plan.quality
+        return Encoded(data, plan.quality, tuple(notes))
     if plan.format not in ("jpeg", "webp"):
         raise RenderError(
             f"{plan.format.upper()} is {len(data):,} bytes, over the {plan.max_bytes:,}-byte "
@@ -142,7 +165,7 @@ def encode(frame: Image.Image, plan: PhotoPlan, master: Master) -> tuple[bytes, 
             f"does not fit {plan.max_bytes:,} bytes even at quality {plan.min_quality}",
             path=plan.source, preset=plan.preset,
             hint="lower min_quality for this preset, or use a less detailed master")
-    return best
+    return Encoded(best[0], best[1], tuple(notes))
 
 
 def _encode_once(frame: Image.Image, plan: PhotoPlan, quality: int,
