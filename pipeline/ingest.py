@@ -39,6 +39,7 @@ class Found:
     assets: list[Asset] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
     _tempdirs: list[Path] = field(default_factory=list)
+    _seen: set[Path] = field(default_factory=set)
 
     def cleanup(self) -> None:
         for folder in self._tempdirs:
@@ -94,6 +95,10 @@ def _shoot_dir(folder: Path, root: Path) -> Path:
 
 
 def _add_file(found: Found, path: Path, label: str, shoot_dir: Path, options_key: str) -> None:
+    real = path.resolve()
+    if real in found._seen:         # named twice (a folder and a file in it): render once
+        return
+    found._seen.add(real)
     if not path.is_dir() and _is_container_zip(path):
         _add_zip(found, path, label, shoot_dir)
         return
@@ -143,7 +148,7 @@ def _add_zip(found: Found, path: Path, label: str, shoot_dir: Path) -> None:
                 found.errors.append(InputError(f"refused ZIP member: {problem}", path=where,
                                                hint="re-create the ZIP with plain relative names"))
                 continue
-            name = PurePosixPath(member.filename).name
+            name = PurePosixPath(member.filename.replace("\\", "/")).name
             if PurePosixPath(name).suffix.lower() in SIDECAR_SUFFIXES:
                 continue
             dest = target / f"{order:05d}" / name

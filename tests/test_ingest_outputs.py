@@ -30,6 +30,22 @@ def test_output_folder_inside_the_shoot_is_not_a_source(tmp_path):
     assert len(again.results) == 1 and again.results[0].status == "unchanged"
 
 
+def test_a_master_named_twice_is_rendered_once(tmp_path):
+    gradient(300, 300).save(tmp_path / "a.jpg")
+    with ingest([tmp_path, tmp_path / "a.jpg", tmp_path / "." / "a.jpg"]) as found:
+        assert len(found.assets) == 1
+
+
+def test_windows_zip_names_use_the_page_name(tmp_path):
+    archive = tmp_path / "win.zip"
+    page = tmp_path / "p.png"
+    gradient(300, 300).save(page)
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(page, "Design\\Page 1.png")
+    with ingest([archive]) as found:
+        assert [a.stem for a in found.assets] == ["Page 1"]
+
+
 def test_zip_pages_keep_page_order_and_refuse_escapes(tmp_path):
     archive = tmp_path / "Design.zip"
     with zipfile.ZipFile(archive, "w") as zf:
