@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -238,9 +239,25 @@ def presets_schema(kind: str) -> None:
     click.echo(json.dumps(schema, indent=2))
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C: temporary files are removed, children reaped.
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     debug = bool(os.environ.get("REPURPOSE_DEBUG"))
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="repurpose: %(levelname)s %(name)s: %(message)s")
     logging.getLogger("PIL").setLevel(logging.WARNING)
-    cli()
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

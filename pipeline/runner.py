@@ -8,7 +8,7 @@ first job, in parallel, so start-up stays short.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -103,11 +103,13 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
     try:
         if on_start:
             on_start(len(planned.jobs))
-        for outcome in _execute(planned.jobs, jobs or os.cpu_count() or 1):
+        def take(outcome: JobResult) -> None:
             results.extend(outcome.results)
             errors.extend(outcome.errors)
             if progress:
                 progress(outcome)
+
+        _execute(planned.jobs, jobs or os.cpu_count() or 1, take)
     finally:
         planned.found.cleanup()
     body = manifest(results, errors, planned.notes, still_present(out_dir, previous))
@@ -116,22 +118,28 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
     return Report(results, errors, planned.notes, body)
 
 
-def _execute(planned: list[Job], workers: int) -> Iterator[JobResult]:
+def _execute(planned: list[Job], workers: int, take: Callable[[JobResult], None]) -> None:
+    """Run every job, handing each result to `take` as it arrives. On an
+    interruption, jobs not yet started are cancelled and running ones finish."""
     if workers <= 1 or len(planned) <= 1:
         for job in planned:
-            yield _work(job)
+            take(_work(job))
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(planned))) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(planned)))
+    try:
         futures = {pool.submit(_work, job): job for job in planned}
         for future in as_completed(futures):
             try:
-                yield future.result()
+                outcome = future.result()
             except BrokenProcessPool:
                 # A worker was killed (out of memory, a signal): its masters fail, clearly.
                 job = futures[future]
-                yield JobResult(errors=[RenderError(
+                outcome = JobResult(errors=[RenderError(
                     "the process rendering this master stopped unexpectedly", path=job.asset.label,
                     hint="it may have run out of memory; retry with --jobs 1")])
+            take(outcome)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _work(job: Job) -> JobResult:

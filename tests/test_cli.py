@@ -200,3 +200,42 @@ def test_stale_sources_entry_is_a_warning(cli_runner, tmp_path):
     single = cli_runner.invoke(cli, ["render", str(tmp_path / "portrait.jpg"), "--out",
                                      str(tmp_path / "o2"), "-p", "x-image"])
     assert single.exit_code == 0 and "warning" not in single.stderr
+
+
+@pytest.fixture(scope="module")
+def many_masters(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("many")
+    for n in range(8):
+        gradient(3600, 2400, seed=n).save(folder / f"m{n}.jpg", quality=90)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_interrupted_render_leaves_no_partial_files_or_children(tmp_path, many_masters,
+                                                                  signame, code):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "render", str(many_masters), "--out", str(out), "--jobs",
+         "2", "-p", "x-image", "-p", "pinterest-pin", "-p", "instagram-story-image"],
+        start_new_session=True, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not any(out.rglob("*.jpg")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, getattr(signal, signame))
+    proc.communicate(timeout=60)
+    assert proc.returncode == code
+    assert not list(out.rglob(".*.part"))
+    left = subprocess.run(["ps", "-o", "pid=", "-s", str(proc.pid)], capture_output=True,
+                          text=True).stdout.split()
+    assert left == []
+    for made in out.rglob("*.jpg"):                       # what exists is whole
+        with Image.open(made) as image:
+            image.load()
