@@ -71,6 +71,10 @@ def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Pat
     for folder, ctx in planned.shoots.items():
         if folder and any(d == folder.resolve() or d in folder.resolve().parents for d in walked):
             planned.notes.extend(ctx.unused_sources(planned.found.assets))
+    used = {p.id for job in planned.jobs for p in job.presets}
+    planned.notes.extend(f"-p {pid}: no master here fits it (video presets need video masters, "
+                         "which this version does not render)"
+                         for pid in dict.fromkeys(only) if pid not in used and planned.jobs)
     return planned
 
 

@@ -239,3 +239,11 @@ def test_interrupted_render_leaves_no_partial_files_or_children(tmp_path, many_m
     for made in out.rglob("*.jpg"):                       # what exists is whole
         with Image.open(made) as image:
             image.load()
+
+
+def test_a_requested_preset_that_fits_nothing_is_a_warning(cli_runner, tmp_path):
+    gradient(600, 600).save(tmp_path / "a.jpg")
+    result = cli_runner.invoke(cli, ["render", str(tmp_path / "a.jpg"), "--out",
+                                     str(tmp_path / "o"), "-p", "instagram-reel"])
+    assert result.exit_code == 0
+    assert "warning: -p instagram-reel: no master here fits it" in result.stderr
