@@ -15,7 +15,16 @@ from pathlib import Path
 
 from pipeline.checks import check_photo
 from pipeline.errors import InputError, PipelineError, RenderError
-from pipeline.model import Asset, Check, Job, JobResult, PhotoPlan, Status, VariantResult
+from pipeline.model import (
+    Asset,
+    Check,
+    Job,
+    JobResult,
+    MediaInfo,
+    PhotoPlan,
+    Status,
+    VariantResult,
+)
 from pipeline.outputs import atomic_write, sha256_file
 from pipeline.planning import PlanError, output_path, plan_photo
 from pipeline.probe import info_of, open_photo
@@ -53,23 +62,7 @@ def _render_job(job: Job) -> JobResult:
         return out
     with image:
         info = info_of(image)
-        plans: list[tuple[Preset, PhotoPlan]] = []
-        for preset in job.presets:
-            try:
-                plans.append((preset, plan_photo(info, preset, job.choices, source=asset.label,
-                                                 stem=job.stem, source_digest=digest)))
-            except PlanError as exc:
-                out.errors.append(exc)
-                out.results.append(_failed(asset, preset, exc, output_path(preset, job.stem)))
-        todo = []
-        for preset, plan in plans:
-            kept = None if job.force else _unchanged(job, plan)
-            if job.dry_run:
-                out.results.append(_result(asset, plan, "planned"))
-            elif kept:
-                out.results.append(kept)
-            else:
-                todo.append((preset, plan))
+        todo = _plan_all(job, info, digest, out)
         if not todo:
             return out
         try:
@@ -84,6 +77,28 @@ def _render_job(job: Job) -> JobResult:
             out.errors.append(exc)
             out.results.append(_failed(asset, preset, exc, plan.output, plan))
     return out
+
+
+def _plan_all(job: Job, info: MediaInfo, digest: str,
+              out: JobResult) -> list[tuple[Preset, PhotoPlan]]:
+    """Plan every target; return those still to render (not failed, unchanged or dry)."""
+    todo = []
+    for preset in job.presets:
+        try:
+            plan = plan_photo(info, preset, job.choices, source=job.asset.label, stem=job.stem,
+                              source_digest=digest)
+        except PlanError as exc:
+            out.errors.append(exc)
+            out.results.append(_failed(job.asset, preset, exc, output_path(preset, job.stem)))
+            continue
+        kept = None if job.force else _unchanged(job, plan)
+        if job.dry_run:
+            out.results.append(_result(job.asset, plan, "planned"))
+        elif kept:
+            out.results.append(kept)
+        else:
+            todo.append((preset, plan))
+    return todo
 
 
 def _render_one(job: Job, master: Master, preset: Preset, plan: PhotoPlan) -> VariantResult:
