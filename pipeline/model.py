@@ -8,6 +8,7 @@ cross process boundaries; none holds an open file or an image.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,7 +35,7 @@ class Asset:
 
 
 @dataclass(frozen=True)
-class MediaInfo:
+class PhotoInfo:
     """What probe learned about a photo master, without decoding its pixels."""
 
     format: str                 # Pillow format name: JPEG, PNG, HEIF, ...
@@ -49,8 +50,65 @@ class MediaInfo:
     icc_profile: str | None     # the embedded profile's description, if any
     frames: int = 1
 
+    @property
+    def media(self) -> Media:
+        return "photo"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    index: int
+    codec: str
+    channels: int
+    sample_rate: int
+    start_ms: int               # when its first sample plays, on the container's clock
+
+
+@dataclass(frozen=True)
+class SubtitleStream:
+    index: int
+    codec: str                  # mov_text, subrip, ass, webvtt, hdmv_pgs_subtitle, ...
+    language: str | None
+    is_text: bool               # bitmap subtitles (PGS, DVB) cannot become captions
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What probe learned about a video master (PyAV, no ffprobe)."""
+
+    container: str              # mov,mp4,m4a,3gp,3g2,mj2 / matroska,webm / ...
+    width: int                  # display size: after rotation and sample aspect ratio
+    height: int
+    coded_width: int
+    coded_height: int
+    rotation: int               # degrees counter-clockwise applied for display (0/90/180/270)
+    sample_aspect: Fraction
+    duration_ms: int
+    fps: Fraction
+    variable_fps: bool
+    codec: str
+    pix_fmt: str
+    bit_depth: int
+    color_primaries: str | None
+    color_transfer: str | None
+    color_space: str | None
+    hdr: Literal["pq", "hlg"] | None
+    faststart: bool | None      # MP4/MOV only: the index (moov) precedes the media data
+    audio: tuple[AudioStream, ...] = ()
+    subtitles: tuple[SubtitleStream, ...] = ()
+
+    @property
+    def media(self) -> Media:
+        return "video"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["sample_aspect"] = str(self.sample_aspect)
+        out["fps"] = str(self.fps)
+        return out
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Planning: a pure function from (MediaInfo, Preset, choices) to a plan.
+"""Planning: a pure function from (PhotoInfo, Preset, choices) to a plan.
 
 No I/O and no imaging library here: a plan is plain data that says which part
 of the master is used, where it lands in the output frame, at what scale and
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pipeline import __version__
 from pipeline.errors import RenderError
-from pipeline.model import Box, MediaInfo, PhotoPlan
+from pipeline.model import Box, PhotoInfo, PhotoPlan
 from pipeline.schema import Preset
 
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}
@@ -54,7 +54,7 @@ def _rounded(box: Box) -> Box:
     return Box(*(round(v, 3) for v in box.as_tuple()))
 
 
-def plan_photo(info: MediaInfo, preset: Preset, choices: Choices, *, source: str,
+def plan_photo(info: PhotoInfo, preset: Preset, choices: Choices, *, source: str,
                stem: str, source_digest: str) -> PhotoPlan:
     """Plan one photo variant; raises PlanError when the preset cannot be met."""
     out_w, out_h = preset.size

@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.model import MediaInfo
+from pipeline.model import PhotoInfo
 from pipeline.planning import Choices, PlanError, crop_window, plan_photo
 from pipeline.presets import load_catalog
 
 CATALOG = load_catalog()
 
 
-def info(width: int, height: int, frames: int = 1) -> MediaInfo:
-    return MediaInfo("JPEG", width, height, width, height, 1, "RGB", 8, False, None, frames)
+def info(width: int, height: int, frames: int = 1) -> PhotoInfo:
+    return PhotoInfo("JPEG", width, height, width, height, 1, "RGB", 8, False, None, frames)
 
 
 def plan(width, height, preset_id, fit=None, focus=None, **changes):

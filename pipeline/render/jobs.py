@@ -20,14 +20,14 @@ from pipeline.model import (
     Check,
     Job,
     JobResult,
-    MediaInfo,
+    PhotoInfo,
     PhotoPlan,
     Status,
     VariantResult,
 )
 from pipeline.outputs import atomic_write, sha256_file
 from pipeline.planning import PlanError, output_path, plan_photo
-from pipeline.probe import info_of, open_photo
+from pipeline.probe import info_of, open_photo, probe_video
 from pipeline.render.photo import Master, compose, decode, encode
 from pipeline.schema import Preset
 
@@ -51,7 +51,7 @@ def _render_job(job: Job) -> JobResult:
     try:
         image = open_photo(asset)
     except InputError as exc:
-        out.errors.append(exc)
+        out.errors.append(_not_a_photo(exc, asset))
         return out
     try:
         digest = sha256_file(asset.path)
@@ -79,7 +79,20 @@ def _render_job(job: Job) -> JobResult:
     return out
 
 
-def _plan_all(job: Job, info: MediaInfo, digest: str,
+def _not_a_photo(exc: InputError, asset: Asset) -> InputError:
+    """For a video master, the video probe's verdict: damaged, or not rendered yet."""
+    if "video" not in exc.message:
+        return exc
+    try:
+        info = probe_video(asset)
+    except InputError as bad:
+        return bad
+    return InputError(f"is a video ({info.width}x{info.height}, {info.duration_ms / 1000:.1f} s, "
+                      f"{info.codec}); this version renders photo masters only", path=asset.label,
+                      hint="export a still frame as a photo master for now")
+
+
+def _plan_all(job: Job, info: PhotoInfo, digest: str,
               out: JobResult) -> list[tuple[Preset, PhotoPlan]]:
     """Plan every target; return those still to render (not failed, unchanged or dry)."""
     todo = []

@@ -18,7 +18,7 @@ from PIL import Image, ImageEnhance, ImageFilter, PngImagePlugin
 from pipeline.colour import srgb_profile, to_srgb
 from pipeline.errors import InputError, RenderError
 from pipeline.metadata import PhotoMeta, output_exif, output_xmp, read_meta
-from pipeline.model import MediaInfo, PhotoPlan
+from pipeline.model import PhotoInfo, PhotoPlan
 from pipeline.planning import crop_window
 
 # Pillow box-reduces by an integer factor first, as long as the Lanczos step
@@ -46,7 +46,7 @@ class Master:
     warnings: list[str]
 
 
-def decode(image: Image.Image, info: MediaInfo, plans: list[PhotoPlan], label: str) -> Master:
+def decode(image: Image.Image, info: PhotoInfo, plans: list[PhotoPlan], label: str) -> Master:
     """Decode `image` (opened by probe.open_photo) at the resolution the plans need."""
     meta = read_meta(image)
     if image.format in ("JPEG", "MPO") and plans:

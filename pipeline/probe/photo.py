@@ -3,7 +3,7 @@
 `open_photo` is the one door through which Pillow reads a master: it refuses
 empty and unreadable files, formats we do not render, and images over the
 pixel limit (decompression bombs), each with a clear InputError. `probe`
-returns a typed MediaInfo from the header alone.
+returns a typed PhotoInfo from the header alone.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from pipeline.errors import InputError
-from pipeline.model import Asset, MediaInfo
+from pipeline.model import Asset, PhotoInfo
 
 # The largest photo we decode: 200 megapixels (e.g. 16384 x 12207). Bigger
 # headers are refused as likely decompression bombs; the limit is never
@@ -26,7 +26,7 @@ MAX_PIXELS = 200_000_000
 PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "TIFF", "HEIF", "AVIF", "GIF", "BMP")
 
 _HINT_EXPORT = "export it again as JPEG, PNG, TIFF, WebP or HEIC"
-_VIDEO_MAGIC = (b"ftyp", b"\x1a\x45\xdf\xa3", b"RIFF", b"\x00\x00\x01\xba", b"\x47")
+_IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
 _heif_registered = False
 
 
@@ -65,7 +65,7 @@ def open_photo(asset: Asset) -> Image.Image:
                          "megapixel limit (possible decompression bomb)", path=label,
                          hint="export a smaller master") from exc
     except UnidentifiedImageError as exc:
-        what = _sniff(path)
+        what = sniff(path)
         hint = ("use a photo master; this version does not render video" if "video" in what
                 else _HINT_EXPORT)
         raise InputError(f"not a supported photo ({what})", path=label, hint=hint) from exc
@@ -86,14 +86,17 @@ def _available_formats() -> list[str]:
     return [f for f in PHOTO_FORMATS if f in Image.OPEN]
 
 
-def _sniff(path: Path) -> str:
+def sniff(path: Path) -> str:
     """A short description of what the file seems to be, for error messages."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(512)
     except OSError:
         return "unreadable"
-    if head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3" or head[8:12] in (b"AVI ",):
+    if head[4:8] == b"ftyp" and head[8:12] in _IMAGE_BRANDS:
+        return "damaged or unsupported HEIF/AVIF image"
+    if head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3" or head[8:12] == b"AVI " or (
+            len(head) > 376 and head[0] == head[188] == head[376] == 0x47):
         return "looks like a video"
     if head.startswith(b"%PDF"):
         return "looks like a PDF"
@@ -108,13 +111,7 @@ def _sniff(path: Path) -> str:
         return "unknown or damaged format"
 
 
-def probe(asset: Asset) -> MediaInfo:
-    """MediaInfo of a photo master, read from its header."""
-    with open_photo(asset) as image:
-        return info_of(image)
-
-
-def info_of(image: Image.Image) -> MediaInfo:
+def info_of(image: Image.Image) -> PhotoInfo:
     stored_w, stored_h = image.size
     try:
         with warnings.catch_warnings():
@@ -126,7 +123,7 @@ def info_of(image: Image.Image) -> MediaInfo:
         orientation = 1
     width, height = (stored_h, stored_w) if orientation >= 5 else (stored_w, stored_h)
     mode = image.mode
-    return MediaInfo(
+    return PhotoInfo(
         format=image.format or "unknown",
         width=width,
         height=height,
