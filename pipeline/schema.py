@@ -165,6 +165,9 @@ class AiDisclosure(Strict):
 
 
 FitMode = Literal["crop", "pad", "blur-pad"]
+CutStrategy = Literal["head", "split"]
+X264Speed = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                    "slower", "veryslow"]
 MetadataPolicy = Literal["keep", "default", "strip"]
 
 
@@ -207,6 +210,17 @@ class Preset(Strict):
         default="default",
         description="keep: all but orientation; default: drop GPS, serials, maker notes, "
                     "thumbnails; strip: nothing but colour profile and AI disclosure")
+    # Video encoding (H.264 with x264, AAC-LC).
+    cut: CutStrategy = Field(
+        default="head", description="head: the first duration.max seconds; split: consecutive "
+                                    "balanced parts, each within duration min-max")
+    crf: int = Field(default=20, ge=0, le=51, description="x264 constant rate factor")
+    speed: X264Speed = Field(default="medium", description="x264 preset: speed against size")
+    h264_profile: Literal["baseline", "main", "high"] = "high"
+    h264_level: str | None = Field(default=None, pattern=r"^[1-6](\.[0-2])?$",
+                                   description="H.264 level, e.g. 4.1; unset lets x264 choose")
+    keyframe_seconds: float = Field(default=2.0, gt=0, le=10,
+                                    description="largest distance between keyframes")
 
     @model_validator(mode="after")
     def _consistent(self) -> Preset:

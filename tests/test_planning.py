@@ -90,9 +90,11 @@ def test_key_changes_with_anything_that_changes_the_output():
     assert base.key != other.key
 
 
-def test_planning_is_pure():
-    """planning imports no imaging library and does no I/O."""
-    source = (Path(__file__).parent.parent / "pipeline" / "planning.py").read_text()
+@pytest.mark.parametrize("module", sorted(
+    (Path(__file__).parent.parent / "pipeline" / "planning").glob("*.py")), ids=lambda p: p.name)
+def test_planning_is_pure(module):
+    """planning imports no imaging or ffmpeg library and does no I/O."""
+    source = module.read_text()
     imported = {node.names[0].name.split(".")[0] for node in ast.walk(ast.parse(source))
                 if isinstance(node, ast.Import)}
     imported |= {(node.module or "").split(".")[0] for node in ast.walk(ast.parse(source))

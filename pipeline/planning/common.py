@@ -1,0 +1,105 @@
+"""What photo and video planning share: errors, choices, output names, the
+fit geometry (which part of the master lands where), and the plan key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline import __version__
+from pipeline.errors import RenderError
+from pipeline.model import Box
+from pipeline.schema import Preset
+
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "mp4": "mp4",
+              "mov": "mov"}
+
+
+class PlanError(RenderError):
+    """The preset cannot be met from this master (e.g. it would need too much upscaling)."""
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the shoot says about one master."""
+
+    focus: tuple[float, float] | None = None
+    ai: str = "none"
+    trim: tuple[float, float] | None = None     # seconds, video masters only
+
+
+def output_path(preset: Preset, stem: str, part: int | None = None) -> str:
+    fmt = preset.video.container if preset.media == "video" and preset.video else (
+        preset.output_format)
+    suffix = f".part{part}" if part else ""
+    return f"{preset.id}/{stem}{suffix}.{EXTENSIONS[fmt]}"
+
+
+def crop_window(width: int, height: int, target: float,
+                focus: tuple[float, float] | None, even: bool = False) -> Box:
+    """The largest window of aspect `target` inside the frame, centred on the
+    focus point (fractions) as far as the frame allows. `even` keeps every
+    edge on even pixels (4:2:0 video)."""
+    if width / height > target:
+        cw, ch = height * target, float(height)
+    else:
+        cw, ch = float(width), width / target
+    if even:
+        cw, ch = float(int(cw) // 2 * 2), float(int(ch) // 2 * 2)
+    fx, fy = focus or (0.5, 0.5)
+    left = min(max(fx * width - cw / 2, 0.0), width - cw)
+    top = min(max(fy * height - ch / 2, 0.0), height - ch)
+    if even:
+        left, top = float(int(left) // 2 * 2), float(int(top) // 2 * 2)
+    return Box(*(round(v, 3) for v in (left, top, left + cw, top + ch)))
+
+
+@dataclass(frozen=True)
+class Geometry:
+    crop: Box          # region of the master used (display pixels)
+    placement: Box     # where it lands in the output frame
+    scale: float       # output pixels per master pixel
+    warnings: tuple[str, ...]
+
+
+def fit_geometry(width: int, height: int, preset: Preset, focus: tuple[float, float] | None,
+                 source: str, even: bool = False) -> Geometry:
+    """Crop, pad or blur-pad geometry for one preset; PlanError past max_upscale."""
+    out_w, out_h = preset.size
+    if preset.fit == "crop":
+        crop = crop_window(width, height, out_w / out_h, focus, even)
+        scale = out_w / crop.width
+        placement = Box(0, 0, out_w, out_h)
+    else:
+        crop = Box(0, 0, width, height)
+        scale = min(out_w / width, out_h / height)
+        inner_w = max(2 if even else 1, min(out_w, round(width * scale)))
+        inner_h = max(2 if even else 1, min(out_h, round(height * scale)))
+        if even:
+            inner_w, inner_h = inner_w // 2 * 2, inner_h // 2 * 2
+        left, top = (out_w - inner_w) // 2, (out_h - inner_h) // 2
+        if even:
+            left, top = left // 2 * 2, top // 2 * 2
+        placement = Box(left, top, left + inner_w, top + inner_h)
+    if scale > preset.max_upscale + 1e-9:
+        raise PlanError(
+            f"master is {width}x{height}; {out_w}x{out_h} would need {scale:.2f}x "
+            f"enlargement, over max_upscale {preset.max_upscale:g}",
+            path=source, preset=preset.id,
+            hint="use a larger master, or raise max_upscale for this preset in shoot.yaml")
+    warnings = []
+    if scale > 1.0 + 1e-9:
+        warnings.append(f"upscaled {scale:.2f}x: master {width}x{height} is smaller than "
+                        f"{out_w}x{out_h} needs")
+    return Geometry(crop, placement, round(scale, 6), tuple(warnings))
+
+
+def plan_key(body: dict[str, Any], preset: Preset, source_digest: str) -> str:
+    """A digest of everything that decides a variant's bytes."""
+    body = {k: v for k, v in body.items() if k not in ("key", "source")}
+    payload = json.dumps({"plan": body, "preset": preset.model_dump(mode="json"),
+                          "source": source_digest, "version": __version__},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
