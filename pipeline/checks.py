@@ -1,7 +1,9 @@
 """Checks: a preset's limits verified against the file that was written.
 
 A variant is only a success when the file on disk, read back, meets its own
-preset: dimensions, aspect, file size, format and colour space.
+preset: for photos dimensions, aspect, file size, format and colour space;
+for video dimensions, duration, constant frame rate, codec, pixel format,
+faststart, audio and file size.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageCms
 
-from pipeline.model import Check
+from pipeline.model import Asset, Check, VideoPlan
 from pipeline.schema import Preset
 
 _FORMAT_NAMES = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
@@ -48,3 +50,34 @@ def _colour_space(image: Image.Image) -> str:
         return "sRGB" if desc.lower().startswith("srgb") else desc
     # Untagged RGB is read as sRGB by browsers and every platform; GIF cannot carry a profile.
     return "sRGB" if image.mode in ("RGB", "RGBA", "L", "P") else image.mode
+
+
+def check_video(path: Path, preset: Preset, plan: VideoPlan) -> tuple[Check, ...]:
+    """A rendered video variant read back with the video probe."""
+    from pipeline.probe import probe_video
+
+    info = probe_video(Asset(path, str(path), path.stem, None, path.name))
+    size = path.stat().st_size
+    seconds = info.duration_ms / 1000
+    frame = 1 / float(plan.fps)
+    spec = preset.duration
+    low = spec.min / 1000 if spec and spec.min else 0.0
+    high = spec.max / 1000 if spec and spec.max else float("inf")
+    checks = [
+        Check("dimensions", (info.width, info.height) == tuple(preset.size),
+              f"{preset.size[0]}x{preset.size[1]}", f"{info.width}x{info.height}"),
+        Check("duration", low - frame <= seconds <= high + frame
+              and abs(seconds - plan.duration_ms / 1000) <= 2 * frame + 0.05,
+              f"{plan.duration_ms / 1000:.2f} s within {low:g}-{high:g}", round(seconds, 3)),
+        Check("fps", abs(float(info.fps) - float(plan.fps)) < 0.02 and not info.variable_fps,
+              f"constant {float(plan.fps):.3f}", f"{float(info.fps):.3f}"
+              + (" variable" if info.variable_fps else "")),
+        Check("codec", info.codec == "h264", "h264", info.codec),
+        Check("pixel_format", info.pix_fmt == "yuv420p", "yuv420p", info.pix_fmt),
+        Check("faststart", info.faststart is True, True, info.faststart),
+        Check("audio", bool(info.audio) == plan.audio, plan.audio, bool(info.audio)),
+    ]
+    if preset.max_file_size is not None:
+        checks.append(Check("file_size", size <= preset.max_file_size,
+                            f"<= {preset.max_file_size}", size))
+    return tuple(checks)

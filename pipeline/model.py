@@ -164,6 +164,50 @@ class PhotoPlan:
 
 
 @dataclass(frozen=True)
+class VideoPlan:
+    """Everything the video renderer needs for one variant (one part of a split)."""
+
+    preset: str
+    source: str
+    output: str                 # path relative to OUT
+    part: int | None            # 1, 2, ... when a split made several parts
+    size: tuple[int, int]
+    fit: str
+    crop: Box                   # display pixels of the master (after rotation)
+    placement: Box
+    scale: float
+    segments: tuple[tuple[int, int], ...]   # kept [start_ms, end_ms) of the master
+    fps: Fraction               # constant output frame rate
+    tonemap: bool               # HDR master: tone-map to SDR BT.709
+    crf: int
+    speed: str
+    profile: str
+    level: str | None
+    gop: int                    # largest keyframe distance, in frames
+    maxrate_kbps: int | None
+    audio: bool
+    audio_kbps: int
+    sample_rate: int
+    channels: int
+    loudness: tuple[float, float] | None    # integrated LUFS, true peak dBTP
+    max_bytes: int | None
+    background: str
+    key: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def duration_ms(self) -> int:
+        return sum(end - start for start, end in self.segments)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["fps"] = str(self.fps)
+        out["warnings"] = list(self.warnings)
+        out["segments"] = [list(s) for s in self.segments]
+        return out
+
+
+@dataclass(frozen=True)
 class Check:
     """One preset limit verified against the written file."""
 

@@ -71,10 +71,6 @@ def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Pat
     for folder, ctx in planned.shoots.items():
         if folder and any(d == folder.resolve() or d in folder.resolve().parents for d in walked):
             planned.notes.extend(ctx.unused_sources(planned.found.assets))
-    used = {p.id for job in planned.jobs for p in job.presets}
-    planned.notes.extend(f"-p {pid}: no master here fits it (video presets need video masters, "
-                         "which this version does not render)"
-                         for pid in dict.fromkeys(only) if pid not in used and planned.jobs)
     return planned
 
 
@@ -87,11 +83,12 @@ def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Seque
         if asset.shoot_dir not in contexts:
             contexts[asset.shoot_dir] = load_shoot(asset.shoot_dir, presets_dirs)
         ctx = contexts[asset.shoot_dir]
-        presets = tuple(ctx.targets(asset, "photo", only))
+        presets = tuple(ctx.targets(asset, only))
         opts = ctx.options(asset)
         mine = {path: previous[path] for path in
                 (output_path(p, stems[asset]) for p in presets) if path in previous}
-        jobs.append(Job(asset, stems[asset], presets, Choices(opts.focus, ctx.ai(asset)),
+        jobs.append(Job(asset, stems[asset], presets,
+                        Choices(opts.focus, ctx.ai(asset), opts.trim),
                         out_dir, mine, force, dry_run))
     return Planned(jobs, list(found.errors), [], found, contexts)
 
@@ -116,6 +113,10 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
         _execute(planned.jobs, jobs or os.cpu_count() or 1, take)
     finally:
         planned.found.cleanup()
+    made = {r.preset for r in results}
+    planned.notes.extend(f"-p {pid}: no master here fits it (photo presets take photos, video "
+                         "presets take videos)"
+                         for pid in dict.fromkeys(only) if pid not in made and planned.jobs)
     body = manifest(results, errors, planned.notes, still_present(out_dir, previous))
     if not dry_run:
         write_manifest(out_dir, body)

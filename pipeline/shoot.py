@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.errors import ConfigError, Problem
-from pipeline.model import Asset, Media
+from pipeline.model import Asset
 from pipeline.presets import Catalog, Definition, load_catalog, validation_problems
 from pipeline.schema import Preset, Shoot, SourceOptions
 from pipeline.yamlsource import Lines, load_yaml, origin, rebase
@@ -36,9 +36,10 @@ class ShootContext:
         return self.shoot.sources.get(asset.options_key) or self.shoot.sources.get(
             Path(asset.options_key).name) or SourceOptions()
 
-    def targets(self, asset: Asset, media: Media, only: Sequence[str] = ()) -> list[Preset]:
+    def targets(self, asset: Asset, only: Sequence[str] = ()) -> list[Preset]:
         """Presets to render for this master: -p wins, then the source's and
-        the shoot's targets, else every fitting preset that is not opt-in."""
+        the shoot's targets, else every preset that is not opt-in. The job
+        keeps those that fit the master's media, which only its content tells."""
         opts = self.options(asset)
         ids = list(only) or opts.targets or self.shoot.targets
         if ids:
@@ -46,7 +47,7 @@ class ShootContext:
         else:
             chosen = [self.catalog.get(i) for i in self.catalog.ids()
                       if not self.catalog.get(i).opt_in]
-        return [p for p in chosen if p.media == media]
+        return chosen
 
     def unused_sources(self, assets: Sequence[Asset]) -> list[str]:
         """Notes for `sources:` entries of this shoot that match none of its masters."""

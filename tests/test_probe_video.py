@@ -125,10 +125,10 @@ def test_cli_probe_prints_video_facts(cli_runner, tmp_path, ffmpeg):
     assert facts["fps"] == "30" and facts["width"] == 320 and facts["codec"] == "h264"
 
 
-def test_video_masters_are_reported_not_rendered(tmp_path, ffmpeg):
+def test_a_video_master_with_only_photo_targets_is_an_error(tmp_path, ffmpeg):
     from helpers import render
 
     clip = make(ffmpeg, tmp_path / "clip.mp4", "-c:v", "libx264")
     report = render(tmp_path, clip, "t-square-jpeg")
     (error,) = report.errors
-    assert "is a video (320x240, 3.0 s, h264)" in error.message
+    assert "none of its targets is a video preset" in error.message

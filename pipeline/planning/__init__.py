@@ -14,5 +14,7 @@ from pipeline.planning.common import (
     output_path,
 )
 from pipeline.planning.photo import plan_photo
+from pipeline.planning.video import plan_video
 
-__all__ = ["Choices", "PlanError", "crop_window", "fit_geometry", "output_path", "plan_photo"]
+__all__ = ["Choices", "PlanError", "crop_window", "fit_geometry", "output_path", "plan_photo",
+           "plan_video"]

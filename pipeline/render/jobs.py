@@ -14,21 +14,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.checks import check_photo
-from pipeline.errors import InputError, PipelineError, RenderError
+from pipeline.errors import InputError, RenderError
 from pipeline.model import (
-    Asset,
     Check,
     Job,
     JobResult,
     PhotoInfo,
     PhotoPlan,
-    Status,
     VariantResult,
 )
 from pipeline.outputs import atomic_write, sha256_file
 from pipeline.planning import PlanError, output_path, plan_photo
-from pipeline.probe import info_of, open_photo, probe_video
+from pipeline.probe import info_of, open_photo
 from pipeline.render.photo import Master, compose, decode, encode
+from pipeline.render.results import failed, result, unchanged
 from pipeline.schema import Preset
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,11 @@ def _render_job(job: Job) -> JobResult:
     try:
         image = open_photo(asset)
     except InputError as exc:
-        out.errors.append(_not_a_photo(exc, asset))
+        if "video" in exc.message:
+            from pipeline.render.videojob import video_job
+
+            return video_job(job)
+        out.errors.append(exc)
         return out
     try:
         digest = sha256_file(asset.path)
@@ -75,38 +78,25 @@ def _render_job(job: Job) -> JobResult:
             out.results.append(_render_one(job, master, preset, plan))
         except RenderError as exc:
             out.errors.append(exc)
-            out.results.append(_failed(asset, preset, exc, plan.output, plan))
+            out.results.append(failed(asset, preset, exc, plan.output, plan))
     return out
-
-
-def _not_a_photo(exc: InputError, asset: Asset) -> InputError:
-    """For a video master, the video probe's verdict: damaged, or not rendered yet."""
-    if "video" not in exc.message:
-        return exc
-    try:
-        info = probe_video(asset)
-    except InputError as bad:
-        return bad
-    return InputError(f"is a video ({info.width}x{info.height}, {info.duration_ms / 1000:.1f} s, "
-                      f"{info.codec}); this version renders photo masters only", path=asset.label,
-                      hint="export a still frame as a photo master for now")
 
 
 def _plan_all(job: Job, info: PhotoInfo, digest: str,
               out: JobResult) -> list[tuple[Preset, PhotoPlan]]:
     """Plan every target; return those still to render (not failed, unchanged or dry)."""
     todo = []
-    for preset in job.presets:
+    for preset in (p for p in job.presets if p.media == "photo"):
         try:
             plan = plan_photo(info, preset, job.choices, source=job.asset.label, stem=job.stem,
                               source_digest=digest)
         except PlanError as exc:
             out.errors.append(exc)
-            out.results.append(_failed(job.asset, preset, exc, output_path(preset, job.stem)))
+            out.results.append(failed(job.asset, preset, exc, output_path(preset, job.stem)))
             continue
-        kept = None if job.force else _unchanged(job, plan)
+        kept = None if job.force else unchanged(job, plan)
         if job.dry_run:
-            out.results.append(_result(job.asset, plan, "planned"))
+            out.results.append(result(job.asset, plan, "planned"))
         elif kept:
             out.results.append(kept)
         else:
@@ -135,42 +125,9 @@ def _render_one(job: Job, master: Master, preset: Preset, plan: PhotoPlan) -> Va
     if quality != plan.quality:
         warnings.append(f"quality lowered from {plan.quality} to {quality} to fit "
                         f"{plan.max_bytes:,} bytes")
-    return replace(_result(job.asset, plan, "rendered"), width=frame.width,
+    return replace(result(job.asset, plan, "rendered"), width=frame.width,
                    height=frame.height, bytes=len(data),
                    sha256=hashlib.sha256(data).hexdigest(), quality=quality,
                    warnings=tuple(warnings), checks=checks)
 
 
-def _unchanged(job: Job, plan: PhotoPlan) -> VariantResult | None:
-    """The previous result, if it was made from the same inputs and is still on disk."""
-    entry = job.previous.get(plan.output)
-    if not entry or entry.get("key") != plan.key or entry.get("status") not in (
-            "rendered", "unchanged"):
-        return None
-    target = job.out_dir / plan.output
-    try:
-        if target.stat().st_size != entry.get("bytes") or sha256_file(target) != entry.get(
-                "sha256"):
-            return None
-    except OSError:
-        return None
-    checks = tuple(Check(**c) for c in entry.get("checks", []))
-    return replace(_result(job.asset, plan, "unchanged"), width=entry.get("width"),
-                   height=entry.get("height"), bytes=entry.get("bytes"),
-                   sha256=entry.get("sha256"), quality=entry.get("quality"),
-                   warnings=tuple(entry.get("warnings", [])), checks=checks)
-
-
-def _result(asset: Asset, plan: PhotoPlan, status: Status) -> VariantResult:
-    return VariantResult(source=asset.label, preset=plan.preset, path=plan.output,
-                         status=status, key=plan.key, group=asset.group, order=asset.order,
-                         width=plan.size[0], height=plan.size[1], warnings=plan.warnings,
-                         plan=plan.to_dict())
-
-
-def _failed(asset: Asset, preset: Preset, exc: PipelineError, path: str,
-            plan: PhotoPlan | None = None) -> VariantResult:
-    return VariantResult(source=asset.label, preset=preset.id,
-                         path=path, status="failed", error=exc.message,
-                         group=asset.group, order=asset.order,
-                         plan=plan.to_dict() if plan else {})

@@ -1,0 +1,83 @@
+"""The ffmpeg binary, and running it so that no child outlives its job.
+
+The binary comes from the imageio-ffmpeg wheel unless REPURPOSE_FFMPEG names
+another. Failures raise FfmpegError with the argv, the tail of stderr and a
+diagnosis of the likely cause.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from functools import lru_cache
+
+from pipeline.errors import RenderError
+
+STDERR_TAIL_LINES = 15
+_DIAGNOSES = (
+    ("No space left on device", "the output disk is full; free space and render again"),
+    ("Permission denied", "the output folder is not writable; check --out"),
+    ("Invalid data found", "the master is damaged; export or copy it again"),
+    ("Error while opening encoder", "the preset's encoder settings are not possible "
+                                    "for this size or frame rate; check h264_level"),
+    ("Cannot allocate memory", "out of memory; render with --jobs 1"),
+)
+
+
+class FfmpegError(RenderError):
+    """ffmpeg failed; carries the command and the end of what it said."""
+
+    def __init__(self, message: str, *, argv: Sequence[str] = (), stderr_tail: str = "",
+                 path: str | None = None, preset: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, path=path, preset=preset, hint=hint)
+        self.argv = list(argv)
+        self.stderr_tail = stderr_tail
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (_rebuild, (self.message, self.argv, self.stderr_tail, self.path, self.preset,
+                           self.hint))
+
+
+def _rebuild(message: str, argv: list[str], tail: str, path: str | None, preset: str | None,
+             hint: str | None) -> FfmpegError:
+    return FfmpegError(message, argv=argv, stderr_tail=tail, path=path, preset=preset, hint=hint)
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    override = os.environ.get("REPURPOSE_FFMPEG")
+    if override:
+        return override
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def run_ffmpeg(argv: Sequence[str], label: str) -> None:
+    """Run one ffmpeg command to the end; on any interruption the child is killed."""
+    try:
+        done = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, check=False)
+    except OSError as exc:
+        raise FfmpegError(f"cannot start ffmpeg: {exc}", argv=argv, path=label,
+                          hint="set REPURPOSE_FFMPEG to an ffmpeg binary, or reinstall "
+                               "imageio-ffmpeg") from exc
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.decode("utf-8", "replace").strip().splitlines()[
+            -STDERR_TAIL_LINES:])
+        raise FfmpegError(f"ffmpeg failed (exit {done.returncode}): {_last_error(tail)}",
+                          argv=argv, stderr_tail=tail, path=label, hint=diagnose(tail))
+
+
+def diagnose(stderr: str) -> str:
+    for needle, advice in _DIAGNOSES:
+        if needle in stderr:
+            return advice
+    return "run with REPURPOSE_DEBUG=1 to see ffmpeg's full command and output"
+
+
+def _last_error(tail: str) -> str:
+    lines = [line for line in tail.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,121 @@
+"""Video planning: a pure function from (VideoInfo, Preset, Choices) to the
+plans of one preset (several when a split cuts the master into parts).
+
+Cuts work in integer milliseconds of the master's timeline: `trim` from
+shoot.yaml narrows the usable window, then `head` keeps the first
+duration.max of it and `split` makes balanced consecutive parts, each within
+duration min-max.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from fractions import Fraction
+
+from pipeline.model import VideoInfo, VideoPlan
+from pipeline.planning.common import Choices, PlanError, fit_geometry, output_path, plan_key
+from pipeline.schema import Preset
+
+MUX_OVERHEAD = 0.94        # share of a file-size budget left for the streams themselves
+MIN_VIDEO_KBPS = 150
+
+
+def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str, stem: str,
+               source_digest: str) -> list[VideoPlan]:
+    """Plan every part of one video preset; PlanError when it cannot be met."""
+    geometry = fit_geometry(info.width, info.height, preset, choices.focus, source, even=True)
+    segments = cut(info, preset, choices, source)
+    fps, fps_notes = output_fps(info, preset)
+    audio = preset.audio
+    plans = []
+    for number, segment in enumerate(segments, 1):
+        part = number if len(segments) > 1 else None
+        seconds = (segment[1] - segment[0]) / 1000
+        audio_kbps = audio.bitrate_kbps if audio else 128
+        plan = VideoPlan(
+            preset=preset.id, source=source, output=output_path(preset, stem, part), part=part,
+            size=preset.size, fit=preset.fit, crop=geometry.crop, placement=geometry.placement,
+            scale=geometry.scale, segments=(segment,), fps=fps, tonemap=info.hdr is not None,
+            crf=preset.crf, speed=preset.speed, profile=preset.h264_profile,
+            level=preset.h264_level, gop=gop_frames(fps, preset),
+            maxrate_kbps=maxrate(preset, seconds, audio_kbps if info.audio else 0, source),
+            audio=bool(info.audio), audio_kbps=audio_kbps,
+            sample_rate=audio.sample_rate if audio else 48000,
+            channels=audio.channels if audio else 2,
+            loudness=(preset.loudness.integrated_lufs, preset.loudness.true_peak_dbtp)
+            if preset.loudness else None,
+            max_bytes=preset.max_file_size, background=preset.background, key="",
+            warnings=geometry.warnings + fps_notes)
+        plans.append(replace(plan, key=plan_key(plan.to_dict(), preset, source_digest)))
+    return plans
+
+
+def cut(info: VideoInfo, preset: Preset, choices: Choices, source: str) -> list[tuple[int, int]]:
+    """The kept [start, end) milliseconds of each output part."""
+    start, end = 0, info.duration_ms
+    if choices.trim:
+        start = min(max(0, round(choices.trim[0] * 1000)), end)
+        end = min(end, round(choices.trim[1] * 1000))
+    length = end - start
+    spec = preset.duration
+    shortest = spec.min if spec and spec.min else 0
+    longest = spec.max if spec and spec.max else length
+    if length <= 0 or length < shortest:
+        raise PlanError(f"master gives {length / 1000:.1f} s; {preset.id} needs at least "
+                        f"{shortest / 1000:g} s", path=source, preset=preset.id,
+                        hint="use a longer master, or trim less of it in shoot.yaml")
+    if preset.cut == "head" or length <= longest:
+        return [(start, start + min(length, longest))]
+    parts = _balanced_parts(length, shortest, longest)
+    if parts is None:
+        raise PlanError(f"{length / 1000:.1f} s cannot be split into parts of "
+                        f"{shortest / 1000:g}-{longest / 1000:g} s", path=source,
+                        preset=preset.id, hint="trim the master, or use cut: head")
+    edges = [start + round(length * i / parts) for i in range(parts + 1)]
+    return list(zip(edges, edges[1:], strict=False))
+
+
+def _balanced_parts(length: int, shortest: int, longest: int) -> int | None:
+    for parts in range(math.ceil(length / longest), length // max(shortest, 1) + 1):
+        if shortest <= length / parts <= longest:
+            return parts
+    return None
+
+
+def output_fps(info: VideoInfo, preset: Preset) -> tuple[Fraction, tuple[str, ...]]:
+    """Constant output rate: the master's, capped and floored by the preset."""
+    rate = info.fps if info.fps > 0 else Fraction(30)
+    notes = []
+    spec = preset.video
+    if spec and spec.fps_max and rate > Fraction(spec.fps_max).limit_denominator(1001):
+        rate = Fraction(spec.fps_max).limit_denominator(1001)
+    if spec and spec.fps_min and rate < Fraction(spec.fps_min).limit_denominator(1001) - Fraction(
+            1, 100):
+        notes.append(f"frame rate raised from {float(info.fps):.3g} to {spec.fps_min:g} fps "
+                     "(frames are repeated)")
+        rate = Fraction(spec.fps_min).limit_denominator(1001)
+    if info.variable_fps:
+        notes.append(f"variable frame rate master: output at a constant {float(rate):.3g} fps")
+    return rate, tuple(notes)
+
+
+def gop_frames(fps: Fraction, preset: Preset) -> int:
+    if preset.video and preset.video.gop == "closed_half_fps":
+        return max(1, round(fps / 2))
+    return max(1, math.floor(fps * Fraction(preset.keyframe_seconds).limit_denominator(100)))
+
+
+def maxrate(preset: Preset, seconds: float, audio_kbps: int, source: str) -> int | None:
+    """The video bitrate cap: the platform's, and what max_file_size leaves."""
+    caps = []
+    if preset.video and preset.video.bitrate_max_mbps:
+        caps.append(int(preset.video.bitrate_max_mbps * 1000))
+    if preset.max_file_size and seconds > 0:
+        budget = preset.max_file_size * 8 * MUX_OVERHEAD / seconds / 1000 - audio_kbps
+        if budget < MIN_VIDEO_KBPS:
+            raise PlanError(f"{seconds:.1f} s cannot fit {preset.max_file_size:,} bytes "
+                            f"({budget:.0f} kbit/s left for video)", path=source,
+                            preset=preset.id, hint="cut it shorter or raise max_file_size")
+        caps.append(int(budget))
+    return min(caps) if caps else None

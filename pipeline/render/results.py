@@ -1,0 +1,49 @@
+"""Variant results shared by the photo and video jobs: rendered, unchanged
+(skipped because nothing changed), planned (dry run) or failed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pipeline.errors import PipelineError
+from pipeline.model import Asset, Check, Job, PhotoPlan, Status, VariantResult, VideoPlan
+from pipeline.outputs import sha256_file
+from pipeline.schema import Preset
+
+Plan = PhotoPlan | VideoPlan
+
+
+def unchanged(job: Job, plan: Plan) -> VariantResult | None:
+    """The previous result, if it was made from the same inputs and is still on disk."""
+    entry = job.previous.get(plan.output)
+    if not entry or entry.get("key") != plan.key or entry.get("status") not in (
+            "rendered", "unchanged"):
+        return None
+    target = job.out_dir / plan.output
+    try:
+        if target.stat().st_size != entry.get("bytes") or sha256_file(target) != entry.get(
+                "sha256"):
+            return None
+    except OSError:
+        return None
+    checks = tuple(Check(**c) for c in entry.get("checks", []))
+    return replace(result(job.asset, plan, "unchanged"), width=entry.get("width"),
+                   height=entry.get("height"), bytes=entry.get("bytes"),
+                   sha256=entry.get("sha256"), quality=entry.get("quality"),
+                   warnings=tuple(entry.get("warnings", [])), checks=checks)
+
+
+def result(asset: Asset, plan: Plan, status: Status) -> VariantResult:
+    return VariantResult(source=asset.label, preset=plan.preset, path=plan.output,
+                         status=status, key=plan.key, group=asset.group, order=asset.order,
+                         width=plan.size[0], height=plan.size[1], warnings=plan.warnings,
+                         media="video" if isinstance(plan, VideoPlan) else "photo",
+                         plan=plan.to_dict())
+
+
+def failed(asset: Asset, preset: Preset, exc: PipelineError, path: str,
+           plan: Plan | None = None) -> VariantResult:
+    return VariantResult(source=asset.label, preset=preset.id, media=preset.media,
+                         path=path, status="failed", error=exc.message,
+                         group=asset.group, order=asset.order,
+                         plan=plan.to_dict() if plan else {})

@@ -1,0 +1,138 @@
+"""Video rendering: ONE ffmpeg process per master renders all its variants.
+
+The master is decoded once (seeked to the earliest kept moment, read to the
+last), `split`/`asplit` fan it out, and each variant gets its own chain:
+trim, tone-map (HDR masters), crop, Lanczos scale, pad or blur-pad, constant
+frame rate, 8-bit 4:2:0 BT.709; audio trimmed, loudness-normalised and
+resampled to 48 kHz AAC. The filter graph is built with ffmpeg-python, which
+escapes every filter argument, and compiled to an argv list (golden tests pin
+it). Outputs are written under hidden temporary names, verified, then renamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from pipeline.ffmpeg import ffmpeg_exe, run_ffmpeg
+from pipeline.model import VideoPlan
+
+GLOBAL_ARGS = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+BLUR_SHRINK = 8            # the blur-pad backdrop is blurred at 1/8 of the frame
+
+
+def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path],
+               exe: str = "ffmpeg", metadata: str = "default") -> list[str]:
+    """The ffmpeg command that renders every plan of one master in one pass."""
+    first = min(start for plan in plans for start, _ in plan.segments)
+    last = max(end for plan in plans for _, end in plan.segments)
+    stream = ffmpeg.input(str(source), ss=_seconds(first), t=_seconds(last - first))
+    videos = stream.video.filter_multi_output("split", len(plans)) if len(plans) > 1 else None
+    with_audio = [p for p in plans if p.audio]
+    audios = (stream.audio.filter_multi_output("asplit", len(with_audio))
+              if len(with_audio) > 1 else None)
+    outs, audio_index = [], 0
+    for index, (plan, target) in enumerate(zip(plans, outputs, strict=True)):
+        video = _video_chain(videos[index] if videos else stream.video, plan, first)
+        parts = [video]
+        if plan.audio:
+            audio_in = audios[audio_index] if audios else stream.audio
+            audio_index += 1
+            parts.append(_audio_chain(audio_in, plan, first))
+        outs.append(ffmpeg.output(*parts, str(target), **_encoder_args(plan, metadata)))
+    argv: list[str] = ffmpeg.merge_outputs(*outs).compile(cmd=exe)
+    return [argv[0], *GLOBAL_ARGS, *argv[1:]]
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:.3f}"
+
+
+def _video_chain(node: Any, plan: VideoPlan, offset: int) -> Any:
+    (start, end), = plan.segments
+    node = node.trim(start=_seconds(start - offset), end=_seconds(end - offset))
+    node = node.setpts("PTS-STARTPTS")
+    if plan.tonemap:
+        node = _tonemap(node)
+    crop = plan.crop
+    node = node.filter("crop", int(crop.width), int(crop.height), int(crop.left), int(crop.top))
+    width, height = plan.size
+    inner_w, inner_h = int(plan.placement.width), int(plan.placement.height)
+    scale_args = {"flags": "lanczos", "out_color_matrix": "bt709", "out_range": "tv"}
+    if plan.fit == "crop":
+        node = node.filter("scale", width, height, **scale_args)
+    elif plan.fit == "pad":
+        node = node.filter("scale", inner_w, inner_h, **scale_args).filter(
+            "pad", width, height, int(plan.placement.left), int(plan.placement.top),
+            color=plan.background)
+    else:
+        node = _blur_pad(node, plan, scale_args)
+    node = node.filter("fps", fps=_rate(plan.fps))
+    return node.filter("format", "yuv420p").filter("setsar", 1)
+
+
+def _tonemap(node: Any) -> Any:
+    """HDR (PQ or HLG, BT.2020) to SDR BT.709 with a filmic curve, not a clip."""
+    node = node.filter("zscale", t="linear", npl=100).filter("format", "gbrpf32le")
+    node = node.filter("zscale", p="bt709").filter("tonemap", tonemap="hable", desat=0)
+    return node.filter("zscale", t="bt709", m="bt709", r="tv")
+
+
+def _blur_pad(node: Any, plan: VideoPlan, scale_args: dict[str, str]) -> Any:
+    width, height = plan.size
+    split = node.filter_multi_output("split", 2)
+    front, back = split[0], split[1]
+    small_w, small_h = max(2, width // BLUR_SHRINK // 2 * 2), max(2, height // BLUR_SHRINK // 2 * 2)
+    back = back.filter("scale", small_w, small_h, force_original_aspect_ratio="increase")
+    back = back.filter("crop", small_w, small_h).filter("boxblur", 4, 2)
+    back = back.filter("scale", width, height, flags="bicubic").filter("eq", brightness=-0.18)
+    front = front.filter("scale", int(plan.placement.width), int(plan.placement.height),
+                         **scale_args)
+    return ffmpeg.overlay(back, front, x=int(plan.placement.left), y=int(plan.placement.top))
+
+
+def _audio_chain(node: Any, plan: VideoPlan, offset: int) -> Any:
+    (start, end), = plan.segments
+    node = node.filter("atrim", start=_seconds(start - offset), end=_seconds(end - offset))
+    node = node.filter("asetpts", "PTS-STARTPTS")
+    if plan.loudness:
+        integrated, peak = plan.loudness
+        node = node.filter("loudnorm", I=integrated, TP=peak, LRA=11)
+    node = node.filter("aresample", plan.sample_rate)
+    layout = "stereo" if plan.channels == 2 else "mono"
+    return node.filter("aformat", sample_fmts="fltp", channel_layouts=layout)
+
+
+def _rate(fps: Fraction) -> str:
+    return f"{fps.numerator}/{fps.denominator}"
+
+
+def _encoder_args(plan: VideoPlan, metadata: str) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "f": "mp4", "c:v": "libx264", "preset": plan.speed, "crf": plan.crf,
+        "profile:v": plan.profile, "g": plan.gop, "pix_fmt": "yuv420p",
+        "color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709",
+        "color_range": "tv", "movflags": "+faststart",
+        "map_metadata": 0 if metadata == "keep" else -1, "map_chapters": -1,
+    }
+    if plan.level:
+        args["level:v"] = plan.level
+    if plan.maxrate_kbps:
+        args["maxrate"] = f"{plan.maxrate_kbps}k"
+        args["bufsize"] = f"{plan.maxrate_kbps * 2}k"
+    if plan.audio:
+        args.update({"c:a": "aac", "b:a": f"{plan.audio_kbps}k", "ar": plan.sample_rate,
+                     "ac": plan.channels})
+    return args
+
+
+def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path], label: str,
+               metadata: str = "default") -> None:
+    """Render every plan into its output path with one ffmpeg run."""
+    for target in outputs:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    run_ffmpeg(build_argv(source, plans, outputs, ffmpeg_exe(), metadata), label)

@@ -1,0 +1,97 @@
+"""The job of a video master: probe, plan every video preset, render them all
+with one ffmpeg run, verify each output, then give it its final name."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from pipeline.checks import check_video
+from pipeline.errors import InputError, PipelineError, RenderError
+from pipeline.model import Job, JobResult, VariantResult, VideoInfo, VideoPlan
+from pipeline.outputs import sha256_file
+from pipeline.planning import PlanError, output_path, plan_video
+from pipeline.probe import probe_video
+from pipeline.render.results import failed, result, unchanged
+from pipeline.render.video import encode_all
+from pipeline.schema import Preset
+
+
+def video_job(job: Job) -> JobResult:
+    out = JobResult()
+    asset = job.asset
+    try:
+        info = probe_video(asset)
+        digest = sha256_file(asset.path)
+    except InputError as exc:
+        out.errors.append(exc)
+        return out
+    presets = [p for p in job.presets if p.media == "video"]
+    if not presets:
+        out.errors.append(InputError("is a video, and none of its targets is a video preset",
+                                     path=asset.label, hint="add video presets (instagram-reel, "
+                                     "tiktok-video, ...) to targets in shoot.yaml"))
+        return out
+    todo = _plan_all(job, info, presets, digest, out)
+    if todo:
+        _render(job, todo, out)
+    return out
+
+
+def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
+              out: JobResult) -> list[tuple[Preset, VideoPlan]]:
+    todo = []
+    for preset in presets:
+        try:
+            plans = plan_video(info, preset, job.choices, source=job.asset.label, stem=job.stem,
+                               source_digest=digest)
+        except PlanError as exc:
+            out.errors.append(exc)
+            out.results.append(failed(job.asset, preset, exc, output_path(preset, job.stem)))
+            continue
+        for plan in plans:
+            kept = None if job.force else unchanged(job, plan)
+            if job.dry_run:
+                out.results.append(result(job.asset, plan, "planned"))
+            elif kept:
+                out.results.append(kept)
+            else:
+                todo.append((preset, plan))
+    return todo
+
+
+def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> None:
+    finals = [job.out_dir / plan.output for _, plan in todo]
+    temps = [f.parent / f".{f.name}.{os.getpid()}.part" for f in finals]
+    try:
+        try:
+            encode_all(job.asset.path, [plan for _, plan in todo], temps, job.asset.label)
+        except RenderError as exc:
+            out.errors.append(exc)
+            out.results.extend(failed(job.asset, preset, exc, plan.output, plan)
+                               for preset, plan in todo)
+            return
+        for (preset, plan), temp, final in zip(todo, temps, finals, strict=True):
+            try:
+                out.results.append(_publish(job, preset, plan, temp, final))
+            except PipelineError as exc:
+                out.errors.append(exc)
+                out.results.append(failed(job.asset, preset, exc, plan.output, plan))
+    finally:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+
+
+def _publish(job: Job, preset: Preset, plan: VideoPlan, temp: Path, final: Path) -> VariantResult:
+    """Verify a rendered temporary file against its preset, then rename it into place."""
+    checks = check_video(temp, preset, plan)
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        detail = "; ".join(f"{c.name} is {c.actual}, expected {c.expected}" for c in bad)
+        raise RenderError(f"output fails its preset's checks: {detail}", path=job.asset.label,
+                          preset=preset.id, hint="adjust the preset in shoot.yaml")
+    size, digest = temp.stat().st_size, sha256_file(temp)
+    os.replace(temp, final)
+    return replace(result(job.asset, plan, "rendered"), bytes=size, sha256=digest,
+                   checks=checks)

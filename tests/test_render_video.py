@@ -1,0 +1,138 @@
+"""Video variants over real ffmpeg encodes of generated masters."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from videomedia import ffmpeg_exe, make_video, video_presets_dir
+
+from pipeline.model import Asset
+from pipeline.probe import probe_video
+from pipeline.runner import run
+
+
+def render(tmp_path: Path, source: Path, *presets: str, out: Path | None = None):
+    return run([source], out or tmp_path / "out", [video_presets_dir(tmp_path)], presets,
+               jobs=1)
+
+
+def info(path: Path):
+    return probe_video(Asset(path, path.name, path.stem, path.parent, path.name))
+
+
+def frame_at(path: Path, seconds: float) -> np.ndarray:
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            if frame.time is not None and frame.time >= seconds:
+                return frame.to_ndarray(format="rgb24").astype(float)
+    raise AssertionError("no frame at that time")
+
+
+def test_one_pass_renders_every_variant_and_checks_them(tmp_path):
+    master = make_video(tmp_path / "clip.mp4", seconds=3.5)
+    report = render(tmp_path, master, "tv-tall", "tv-wide", "tv-square-pad")
+    assert not report.errors
+    outputs = {r.preset: r for r in report.results}
+    for preset, size in (("tv-tall", (180, 320)), ("tv-wide", (320, 180)),
+                         ("tv-square-pad", (240, 240))):
+        result = outputs[preset]
+        assert result.status == "rendered" and result.media == "video"
+        assert all(c.ok for c in result.checks), result.checks
+        made = info(tmp_path / "out" / result.path)
+        assert (made.width, made.height) == size
+        assert made.codec == "h264" and made.pix_fmt == "yuv420p" and made.faststart
+        assert made.audio and made.audio[0].sample_rate == 48000
+        assert made.audio[0].channels == 2
+        assert made.duration_ms == pytest.approx(3500, abs=80)
+    assert float(info(tmp_path / "out" / outputs["tv-tall"].path).fps) == 30
+    padded = frame_at(tmp_path / "out" / outputs["tv-square-pad"].path, 1.0)
+    assert padded[:20].mean() < 20 and padded[120].std() > 20      # black bars, picture inside
+
+
+def test_phone_rotation_comes_out_upright(tmp_path):
+    flat = make_video(tmp_path / "flat.mp4", audio=False)
+    rotated = tmp_path / "phone.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-display_rotation", "90", "-i", str(flat),
+                    "-c", "copy", str(rotated)], check=True)
+    upright = tmp_path / "upright.mp4"            # the same picture, turned in its pixels
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(flat), "-vf", "transpose=2",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", str(upright)],
+                   check=True)
+    one = render(tmp_path, rotated, "tv-tall", out=tmp_path / "a")
+    two = render(tmp_path, upright, "tv-tall", out=tmp_path / "b")
+    a = frame_at(tmp_path / "a" / one.results[0].path, 1.0)
+    b = frame_at(tmp_path / "b" / two.results[0].path, 1.0)
+    assert np.abs(a - b).mean() < 6, np.abs(a - b).mean()
+    wrong = frame_at(tmp_path / "b" / two.results[0].path, 1.0)[::-1, ::-1]
+    assert np.abs(a - wrong).mean() > 20                     # the comparison can fail
+
+
+def test_hdr_pq_master_becomes_8bit_bt709(tmp_path):
+    hdr = make_video(tmp_path / "hdr.mp4", "-c:v", "libx265", "-pix_fmt", "yuv420p10le",
+                     "-x265-params",
+                     "colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:log-level=error",
+                     "-tag:v", "hvc1", audio=False)
+    report = render(tmp_path, hdr, "tv-wide")
+    assert not report.errors, report.errors
+    made = info(tmp_path / "out" / report.results[0].path)
+    assert (made.pix_fmt, made.bit_depth, made.hdr) == ("yuv420p", 8, None)
+    assert (made.color_primaries, made.color_transfer, made.color_space) == (
+        "bt709", "bt709", "bt709")
+    picture = frame_at(tmp_path / "out" / report.results[0].path, 1.0)
+    assert 25 < picture.mean() < 200 and picture.std() > 30    # tone-mapped, not washed out
+
+
+def test_prores_mov_without_and_with_audio(tmp_path):
+    prores = make_video(tmp_path / "export.mov", "-c:v", "prores_ks", "-profile:v", "3",
+                        "-c:a", "pcm_s16le", "-shortest")
+    silent = make_video(tmp_path / "silent.mp4", audio=False)
+    for master, has_audio in ((prores, True), (silent, False)):
+        report = render(tmp_path, master, "tv-wide", out=tmp_path / master.stem)
+        (result,) = report.results
+        assert result.status == "rendered", report.errors
+        assert bool(info(tmp_path / master.stem / result.path).audio) is has_audio
+
+
+def test_split_and_head_cuts(tmp_path):
+    master = make_video(tmp_path / "long.mp4", seconds=5)
+    report = render(tmp_path, master, "tv-split", "tv-head")
+    assert not report.errors
+    parts = sorted(r.path for r in report.results if r.preset == "tv-split")
+    assert parts == [f"tv-split/long.part{n}.mp4" for n in (1, 2, 3)]
+    for path in parts:
+        assert info(tmp_path / "out" / path).duration_ms == pytest.approx(1667, abs=80)
+    (head,) = [r for r in report.results if r.preset == "tv-head"]
+    assert info(tmp_path / "out" / head.path).duration_ms == pytest.approx(2000, abs=80)
+
+
+def test_tiny_and_short_masters(tmp_path):
+    tiny = make_video(tmp_path / "tiny.mp4", size="64x48")
+    report = render(tmp_path, tiny, "tv-wide", "tv-tall")
+    by_preset = {r.preset: r for r in report.results}
+    assert by_preset["tv-tall"].status == "rendered"        # 180/26 px: 6.92x, under 8
+    assert any("upscaled 6.92x" in w for w in by_preset["tv-tall"].warnings)
+    assert by_preset["tv-wide"].status == "failed"          # 5x, over the default 4
+    assert any("over max_upscale 4" in e.message for e in report.errors)
+    short = make_video(tmp_path / "short.mp4", seconds=0.5)
+    report = render(tmp_path, short, "tv-tall", out=tmp_path / "s")
+    assert "needs at least 3 s" in report.errors[0].message
+
+
+def test_damaged_videos_fail_while_others_render(tmp_path):
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    make_video(shoot / "good clip (final).mp4")
+    whole = make_video(tmp_path / "whole.mp4", seconds=4)
+    (shoot / "cut.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    (shoot / "empty.mov").write_bytes(b"")
+    report = run([shoot], tmp_path / "out", [video_presets_dir(tmp_path)], ["tv-wide"], jobs=1)
+    assert [r.path for r in report.results if r.status == "rendered"] == [
+        "tv-wide/good clip (final).mp4"]
+    messages = sorted(f"{Path(e.path).name}: {e.message}" for e in report.errors)
+    assert messages[0].startswith("cut.mp4: is truncated or still being written")
+    assert messages[1] == "empty.mov: empty file (0 bytes)"
+    assert not list((tmp_path / "out").rglob("*.part"))
