@@ -31,13 +31,16 @@ def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     first = min(start for plan in plans for start, _ in plan.segments)
     last = max(end for plan in plans for _, end in plan.segments)
     stream = ffmpeg.input(str(source), ss=_seconds(first), t=_seconds(last - first))
-    videos = stream.video.filter_multi_output("split", len(plans)) if len(plans) > 1 else None
+    picture = stream.video
+    if any(plan.tonemap for plan in plans):     # once per master, before the fan-out
+        picture = _tonemap(picture)
+    videos = picture.filter_multi_output("split", len(plans)) if len(plans) > 1 else None
     with_audio = [p for p in plans if p.audio]
     audios = (stream.audio.filter_multi_output("asplit", len(with_audio))
               if len(with_audio) > 1 else None)
     outs, audio_index = [], 0
     for index, (plan, target) in enumerate(zip(plans, outputs, strict=True)):
-        video = _video_chain(videos[index] if videos else stream.video, plan, first)
+        video = _video_chain(videos[index] if videos else picture, plan, first)
         parts = [video]
         if plan.audio:
             audio_in = audios[audio_index] if audios else stream.audio
@@ -56,8 +59,6 @@ def _video_chain(node: Any, plan: VideoPlan, offset: int) -> Any:
     (start, end), = plan.segments
     node = node.trim(start=_seconds(start - offset), end=_seconds(end - offset))
     node = node.setpts("PTS-STARTPTS")
-    if plan.tonemap:
-        node = _tonemap(node)
     crop = plan.crop
     node = node.filter("crop", int(crop.width), int(crop.height), int(crop.left), int(crop.top))
     width, height = plan.size
@@ -135,4 +136,6 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     """Render every plan into its output path with one ffmpeg run."""
     for target in outputs:
         target.parent.mkdir(parents=True, exist_ok=True)
-    run_ffmpeg(build_argv(source, plans, outputs, ffmpeg_exe(), metadata), label)
+    # Absolute paths: a name starting with "-" is then never read as an option.
+    run_ffmpeg(build_argv(source.absolute(), plans, [o.absolute() for o in outputs],
+                          ffmpeg_exe(), metadata), label)
