@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable
@@ -82,6 +83,7 @@ def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
            presets_dirs: tuple[Path, ...], force: bool, dry_run: bool, as_json: bool,
            jobs: int | None) -> None:
     """Render SOURCE files, folders or ZIPs into OUT/<preset>/<name>.<ext>."""
+    from pipeline.ffmpeg import FfmpegError
     from pipeline.progress import ProgressBar
     from pipeline.runner import run
 
@@ -95,6 +97,9 @@ def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
         click.echo(f"warning: {note}", err=True)
     for err in report.errors:
         click.echo(f"error: {err}", err=True)
+        if os.environ.get("REPURPOSE_DEBUG") and isinstance(err, FfmpegError):
+            click.echo("  command: " + " ".join(shlex.quote(a) for a in err.argv), err=True)
+            click.echo("  ffmpeg said:\n" + err.stderr_tail, err=True)
     if as_json:
         click.echo(json.dumps(report.manifest, indent=2, ensure_ascii=False, default=str))
     else:

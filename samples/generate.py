@@ -5,7 +5,8 @@
 astronaut.jpg: scikit-image's astronaut photo (Eileen Collins, NASA, public
 domain) with EXIF artist, copyright and a GPS position, so a render shows
 GPS removed and credits kept. landscape.jpg: a generated 3:2 landscape.
-logo.png: a transparent badge. shoot.yaml is written by hand.
+logo.png: a transparent badge. clip.mp4: a 4 s 720p pan across the
+landscape with a soft two-note chord. shoot.yaml is written by hand.
 """
 
 from __future__ import annotations
@@ -76,8 +77,27 @@ def logo(size: int = 1200) -> None:
     image.save(HERE / "logo.png", optimize=True)
 
 
+def clip(seconds: int = 4) -> None:
+    import subprocess
+
+    import imageio_ffmpeg
+
+    pan = f"crop=1280:720:x='(iw-1280)*t/{seconds}':y=380,format=yuv420p"
+    subprocess.run([
+        imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y",
+        "-loop", "1", "-framerate", "30", "-t", str(seconds), "-i", str(HERE / "landscape.jpg"),
+        "-f", "lavfi", "-i", f"sine=f=220:d={seconds}", "-f", "lavfi", "-i",
+        f"sine=f=330:d={seconds}",
+        "-filter_complex", f"[0:v]{pan}[v];[1:a][2:a]amix=inputs=2,volume=0.6,"
+                           f"afade=t=in:d=0.5,afade=t=out:st={seconds - 0.8}:d=0.8[a]",
+        "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-crf", "30", "-preset", "slow",
+        "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(HERE / "clip.mp4"),
+    ], check=True)
+
+
 if __name__ == "__main__":
     HERE.mkdir(exist_ok=True)
     astronaut()
     landscape()
     logo()
+    clip()

@@ -19,6 +19,7 @@ from pipeline.schema import Preset
 
 MUX_OVERHEAD = 0.94        # share of a file-size budget left for the streams themselves
 MIN_VIDEO_KBPS = 150
+NO_CAP_ABOVE_KBPS = 100_000  # a size budget this generous never binds: leave x264 uncapped
 
 
 def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str, stem: str,
@@ -117,5 +118,6 @@ def maxrate(preset: Preset, seconds: float, audio_kbps: int, source: str) -> int
             raise PlanError(f"{seconds:.1f} s cannot fit {preset.max_file_size:,} bytes "
                             f"({budget:.0f} kbit/s left for video)", path=source,
                             preset=preset.id, hint="cut it shorter or raise max_file_size")
-        caps.append(int(budget))
+        if budget < NO_CAP_ABOVE_KBPS:
+            caps.append(int(budget))
     return min(caps) if caps else None
