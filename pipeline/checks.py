@@ -16,6 +16,8 @@ from PIL import Image, ImageCms
 from pipeline.model import Asset, Check, VideoPlan
 from pipeline.schema import Preset
 
+LOUDNESS_TOLERANCE_LU = 2.0     # a limiter on very peaky sound may cost a little loudness
+TRUE_PEAK_TOLERANCE_DB = 0.5
 _FORMAT_NAMES = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 
 
@@ -38,6 +40,19 @@ def check_photo(path: Path, preset: Preset) -> tuple[Check, ...]:
         checks.append(Check("file_size", size <= preset.max_file_size,
                             f"<= {preset.max_file_size}", size))
     return tuple(checks)
+
+
+def _loudness(path: Path, target: float, ceiling: float) -> Check:
+    """Integrated loudness within 2 LU of the target, true peak under the ceiling."""
+    from pipeline.loudness import SILENCE_LUFS, measure
+
+    found = measure(path)
+    if found is None or found.integrated_lufs <= SILENCE_LUFS:
+        return Check("loudness", True, f"{target:g} LUFS", "silent")
+    ok = abs(found.integrated_lufs - target) <= LOUDNESS_TOLERANCE_LU and (
+        found.true_peak_dbtp <= ceiling + TRUE_PEAK_TOLERANCE_DB)
+    return Check("loudness", ok, f"{target:g} LUFS, <= {ceiling:g} dBTP",
+                 f"{found.integrated_lufs:g} LUFS, {found.true_peak_dbtp:g} dBTP")
 
 
 def _colour_space(image: Image.Image) -> str:
@@ -80,4 +95,6 @@ def check_video(path: Path, preset: Preset, plan: VideoPlan) -> tuple[Check, ...
     if preset.max_file_size is not None:
         checks.append(Check("file_size", size <= preset.max_file_size,
                             f"<= {preset.max_file_size}", size))
+    if plan.audio and plan.loudness and info.audio:
+        checks.append(_loudness(path, *plan.loudness))
     return tuple(checks)

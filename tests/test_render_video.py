@@ -136,3 +136,48 @@ def test_damaged_videos_fail_while_others_render(tmp_path):
     assert messages[0].startswith("cut.mp4: is truncated or still being written")
     assert messages[1] == "empty.mov: empty file (0 bytes)"
     assert not list((tmp_path / "out").rglob("*.part"))
+
+
+def _flash_time(path: Path) -> float:
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            if frame.to_ndarray(format="gray").mean() > 128:
+                return float(frame.time)
+    raise AssertionError("no flash")
+
+
+def _beep_time(path: Path) -> float:
+    with av.open(str(path)) as container:
+        chunks, times = [], []
+        for frame in container.decode(audio=0):
+            samples = frame.to_ndarray()
+            chunks.append(np.abs(samples).max(axis=0))
+            times.append(frame.time + np.arange(samples.shape[-1]) / frame.sample_rate)
+    level, when = np.concatenate(chunks), np.concatenate(times)
+    return float(when[np.argmax(level > 0.3 * level.max())])
+
+
+def test_variable_frame_rate_master_keeps_picture_and_sound_in_sync(tmp_path):
+    """A flash and a beep at the same instant of a VFR master stay within one frame."""
+    master = tmp_path / "vfr.mp4"
+    subprocess.run([
+        ffmpeg_exe(), "-v", "error", "-y",
+        "-f", "lavfi", "-i", "color=c=black:s=320x240:r=30:d=4",
+        "-f", "lavfi", "-i", "sine=f=1000:d=4",
+        "-filter_complex",
+        "[0:v]drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='between(t,2.0,2.03)',"
+        "select='lt(n,25)+not(mod(n,3))+between(t,1.99,2.04)'[v];"
+        "[1:a]volume=0:enable='not(between(t,2.0,2.2))'[a]",
+        "-map", "[v]", "-map", "[a]", "-fps_mode", "vfr", "-c:v", "libx264", "-preset",
+        "ultrafast", "-c:a", "aac", str(master)], check=True)
+    assert info(master).variable_fps
+    before = _beep_time(master) - _flash_time(master)     # AAC priming leaves ~20 ms
+    assert abs(before) < 1 / 30
+    report = render(tmp_path, master, "tv-wide")
+    (result,) = report.results
+    assert result.status == "rendered", report.errors
+    assert any("variable frame rate" in w for w in result.warnings)
+    made = tmp_path / "out" / result.path
+    assert not info(made).variable_fps
+    after = _beep_time(made) - _flash_time(made)
+    assert abs(after - before) <= 1 / 30, (before, after)

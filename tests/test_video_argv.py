@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.loudness import Gain
 from pipeline.model import AudioStream, VideoInfo
 from pipeline.planning import Choices, plan_video
 from pipeline.presets import load_catalog
@@ -49,7 +50,9 @@ def test_argv_is_pinned(name):
              for plan in plan_video(info, CATALOG.get(pid), choices, source="master.mp4",
                                     stem="master", source_digest="0" * 64)]
     outputs = [Path("/out") / plan.output for plan in plans]
-    argv = build_argv(Path("/shoot/-master $(x).mp4"), plans, outputs, exe="ffmpeg")
+    gains = [Gain(3.5, 0.8414) if plan.audio else None for plan in plans]
+    argv = build_argv(Path("/shoot/-master $(x).mp4"), plans, outputs, exe="ffmpeg",
+                      gains=gains)
     golden = GOLDEN / f"{name}.json"
     if os.environ.get("REPURPOSE_UPDATE_GOLDEN"):
         golden.write_text(json.dumps(argv, indent=1) + "\n")

@@ -19,6 +19,7 @@ from typing import Any
 import ffmpeg
 
 from pipeline.ffmpeg import ffmpeg_exe, run_ffmpeg
+from pipeline.loudness import Gain, Measured, gain_for, measure
 from pipeline.model import VideoPlan
 
 GLOBAL_ARGS = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
@@ -26,8 +27,10 @@ BLUR_SHRINK = 8            # the blur-pad backdrop is blurred at 1/8 of the fram
 
 
 def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path],
-               exe: str = "ffmpeg", metadata: str = "default") -> list[str]:
-    """The ffmpeg command that renders every plan of one master in one pass."""
+               exe: str = "ffmpeg", metadata: str = "default",
+               gains: Sequence[Gain | None] = ()) -> list[str]:
+    """The ffmpeg command that renders every plan of one master in one pass.
+    `gains` (one per plan) are the measured loudness corrections."""
     first = min(start for plan in plans for start, _ in plan.segments)
     last = max(end for plan in plans for _, end in plan.segments)
     stream = ffmpeg.input(str(source), ss=_seconds(first), t=_seconds(last - first))
@@ -45,7 +48,8 @@ def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
         if plan.audio:
             audio_in = audios[audio_index] if audios else stream.audio
             audio_index += 1
-            parts.append(_audio_chain(audio_in, plan, first))
+            gain = gains[index] if index < len(gains) else None
+            parts.append(_audio_chain(audio_in, plan, first, gain))
         outs.append(ffmpeg.output(*parts, str(target), **_encoder_args(plan, metadata)))
     argv: list[str] = ffmpeg.merge_outputs(*outs).compile(cmd=exe)
     return [argv[0], *GLOBAL_ARGS, *argv[1:]]
@@ -96,13 +100,13 @@ def _blur_pad(node: Any, plan: VideoPlan, scale_args: dict[str, str]) -> Any:
     return ffmpeg.overlay(back, front, x=int(plan.placement.left), y=int(plan.placement.top))
 
 
-def _audio_chain(node: Any, plan: VideoPlan, offset: int) -> Any:
+def _audio_chain(node: Any, plan: VideoPlan, offset: int, gain: Gain | None) -> Any:
     (start, end), = plan.segments
     node = node.filter("atrim", start=_seconds(start - offset), end=_seconds(end - offset))
     node = node.filter("asetpts", "PTS-STARTPTS")
-    if plan.loudness:
-        integrated, peak = plan.loudness
-        node = node.filter("loudnorm", I=integrated, TP=peak, LRA=11)
+    if gain is not None:
+        node = node.filter("volume", f"{gain.db:.2f}dB")
+        node = node.filter("alimiter", limit=f"{gain.limit:.4f}", level=0, latency=1)
     node = node.filter("aresample", plan.sample_rate)
     layout = "stereo" if plan.channels == 2 else "mono"
     return node.filter("aformat", sample_fmts="fltp", channel_layouts=layout)
@@ -132,10 +136,30 @@ def _encoder_args(plan: VideoPlan, metadata: str) -> dict[str, Any]:
 
 
 def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path], label: str,
-               metadata: str = "default") -> None:
-    """Render every plan into its output path with one ffmpeg run."""
+               metadata: str = "default") -> list[Measured | None]:
+    """Render every plan into its output path with one ffmpeg run; return the
+    loudness measured on each plan's kept audio (None without a target)."""
     for target in outputs:
         target.parent.mkdir(parents=True, exist_ok=True)
+    measured = _measure_segments(source, plans)
+    gains = [gain_for(m, *p.loudness) if p.loudness and p.audio else None
+             for m, p in zip(measured, plans, strict=True)]
     # Absolute paths: a name starting with "-" is then never read as an option.
     run_ffmpeg(build_argv(source.absolute(), plans, [o.absolute() for o in outputs],
-                          ffmpeg_exe(), metadata), label)
+                          ffmpeg_exe(), metadata, gains), label)
+    return measured
+
+
+def _measure_segments(source: Path, plans: Sequence[VideoPlan]) -> list[Measured | None]:
+    """One audio-only meter run per distinct kept segment that has a loudness target."""
+    cache: dict[tuple[int, int], Measured | None] = {}
+    out: list[Measured | None] = []
+    for plan in plans:
+        if not (plan.audio and plan.loudness):
+            out.append(None)
+            continue
+        (segment,) = plan.segments
+        if segment not in cache:
+            cache[segment] = measure(source, *segment)
+        out.append(cache[segment])
+    return out

@@ -1,0 +1,61 @@
+"""Loudness: measure with ffmpeg's EBU R128 meter, normalise with a fixed gain.
+
+A variant's audio is brought to its target integrated loudness by one
+constant gain (measured on exactly the kept segment) and a look-ahead limiter
+at the true-peak ceiling, with its delay compensated. This keeps the sound's
+dynamics and, unlike ffmpeg's loudnorm filter, never shifts it against the
+picture.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.ffmpeg import ffmpeg_exe
+
+_INTEGRATED = re.compile(r"Integrated loudness:\s+I:\s+(-?[\d.]+|-inf) LUFS")
+_PEAK = re.compile(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS")
+SILENCE_LUFS = -70.0
+LIMITER_MARGIN_DB = 0.5      # the limiter works on samples; true peaks run a little higher
+
+
+@dataclass(frozen=True)
+class Measured:
+    integrated_lufs: float     # -inf for silence
+    true_peak_dbtp: float
+
+
+@dataclass(frozen=True)
+class Gain:
+    db: float
+    limit: float               # the limiter's ceiling, linear (0.0625 to 1)
+
+
+def measure(path: Path, start_ms: int | None = None, end_ms: int | None = None,
+            stream: int = 0) -> Measured | None:
+    """Integrated loudness and true peak of one audio stream (or a segment of it)."""
+    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats"]
+    if start_ms is not None and end_ms is not None:
+        argv += ["-ss", f"{start_ms / 1000:.3f}", "-t", f"{(end_ms - start_ms) / 1000:.3f}"]
+    argv += ["-i", str(Path(path).absolute()), "-map", f"0:a:{stream}", "-vn",
+             "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"]
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, check=False)
+    text = done.stderr.decode("utf-8", "replace")
+    found_i, found_tp = _INTEGRATED.search(text), _PEAK.search(text)
+    if done.returncode != 0 or not found_i or not found_tp:
+        return None
+    return Measured(float(found_i.group(1)), float(found_tp.group(1)))
+
+
+def gain_for(measured: Measured | None, target_lufs: float, ceiling_dbtp: float) -> Gain:
+    """The constant gain that reaches the target, and the limiter ceiling."""
+    limit = min(1.0, max(0.0625, 10 ** ((ceiling_dbtp - LIMITER_MARGIN_DB) / 20)))
+    if measured is None or not math.isfinite(measured.integrated_lufs) or (
+            measured.integrated_lufs <= SILENCE_LUFS):
+        return Gain(0.0, limit)
+    return Gain(round(target_lufs - measured.integrated_lufs, 2), limit)
