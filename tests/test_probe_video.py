@@ -125,10 +125,11 @@ def test_cli_probe_prints_video_facts(cli_runner, tmp_path, ffmpeg):
     assert facts["fps"] == "30" and facts["width"] == 320 and facts["codec"] == "h264"
 
 
-def test_a_video_master_with_only_photo_targets_is_an_error(tmp_path, ffmpeg):
+def test_a_video_master_into_a_photo_preset_gives_its_cover(tmp_path, ffmpeg):
     from helpers import render
 
     clip = make(ffmpeg, tmp_path / "clip.mp4", "-c:v", "libx264")
     report = render(tmp_path, clip, "t-square-jpeg")
-    (error,) = report.errors
-    assert "none of its targets is a video preset" in error.message
+    (result,) = report.results
+    assert result.status == "rendered" and result.media == "photo"
+    assert any(w.startswith("cover frame at") for w in result.warnings)

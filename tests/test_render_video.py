@@ -181,3 +181,25 @@ def test_variable_frame_rate_master_keeps_picture_and_sound_in_sync(tmp_path):
     assert not info(made).variable_fps
     after = _beep_time(made) - _flash_time(made)
     assert abs(after - before) <= 1 / 30, (before, after)
+
+
+@pytest.mark.parametrize("gop", ["15", "600"])
+def test_cover_frame_is_sharp_and_well_exposed(tmp_path, gop):
+    """Black first second, motion-blurred second, crisp third: the cover comes from the third."""
+    master = tmp_path / "cover.mp4"
+    subprocess.run([
+        ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x240:d=3:r=30",
+        "-vf", "drawbox=color=black:t=fill:enable='lt(t,1)',"
+               "boxblur=8:enable='between(t,1,2)'",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", gop, str(master)], check=True)
+    report = render(tmp_path, master, "x-image")
+    (result,) = report.results
+    assert result.status == "rendered", report.errors
+    (note,) = [w for w in result.warnings if w.startswith("cover frame at")]
+    seconds = float(note.split()[3])
+    assert 2.0 <= seconds < 3.0, note
+    from PIL import Image
+
+    with Image.open(tmp_path / "out" / result.path) as image:
+        assert image.size == (1200, 675)
+        assert np.asarray(image.convert("L")).std() > 40

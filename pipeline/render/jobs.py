@@ -65,7 +65,8 @@ def _render_job(job: Job) -> JobResult:
         return out
     with image:
         info = info_of(image)
-        todo = _plan_all(job, info, digest, out)
+        presets = [p for p in job.presets if p.media == "photo"]
+        todo = plan_photos(job, info, presets, digest, out)
         if not todo:
             return out
         try:
@@ -73,20 +74,26 @@ def _render_job(job: Job) -> JobResult:
         except InputError as exc:
             out.errors.append(exc)
             return out
+    render_photo(job, master, todo, out)
+    return out
+
+
+def render_photo(job: Job, master: Master, todo: list[tuple[Preset, PhotoPlan]],
+                 out: JobResult) -> None:
+    """Render each planned photo variant from one decoded master."""
     for preset, plan in todo:
         try:
             out.results.append(_render_one(job, master, preset, plan))
         except RenderError as exc:
             out.errors.append(exc)
-            out.results.append(failed(asset, preset, exc, plan.output, plan))
-    return out
+            out.results.append(failed(job.asset, preset, exc, plan.output, plan))
 
 
-def _plan_all(job: Job, info: PhotoInfo, digest: str,
-              out: JobResult) -> list[tuple[Preset, PhotoPlan]]:
-    """Plan every target; return those still to render (not failed, unchanged or dry)."""
+def plan_photos(job: Job, info: PhotoInfo, presets: list[Preset], digest: str,
+                out: JobResult) -> list[tuple[Preset, PhotoPlan]]:
+    """Plan every photo preset; return those still to render (not failed, unchanged or dry)."""
     todo = []
-    for preset in (p for p in job.presets if p.media == "photo"):
+    for preset in presets:
         try:
             plan = plan_photo(info, preset, job.choices, source=job.asset.label, stem=job.stem,
                               source_digest=digest)

@@ -9,10 +9,13 @@ from pathlib import Path
 
 from pipeline.checks import check_video
 from pipeline.errors import InputError, PipelineError, RenderError
-from pipeline.model import Job, JobResult, VariantResult, VideoInfo, VideoPlan
+from pipeline.metadata import PhotoMeta
+from pipeline.model import Job, JobResult, PhotoInfo, VariantResult, VideoInfo, VideoPlan
 from pipeline.outputs import sha256_file
 from pipeline.planning import PlanError, output_path, plan_video
 from pipeline.probe import probe_video
+from pipeline.render.cover import cover
+from pipeline.render.photo import Master
 from pipeline.render.results import failed, result, unchanged
 from pipeline.render.video import encode_all
 from pipeline.schema import Preset
@@ -28,15 +31,44 @@ def video_job(job: Job) -> JobResult:
         out.errors.append(exc)
         return out
     presets = [p for p in job.presets if p.media == "video"]
-    if not presets:
-        out.errors.append(InputError("is a video, and none of its targets is a video preset",
-                                     path=asset.label, hint="add video presets (instagram-reel, "
-                                     "tiktok-video, ...) to targets in shoot.yaml"))
+    stills = [p for p in job.presets if p.media == "photo"]
+    if not presets and not stills:
+        out.errors.append(InputError("is a video, and it has no targets", path=asset.label,
+                                     hint="add presets to targets in shoot.yaml"))
         return out
     todo = _plan_all(job, info, presets, digest, out)
     if todo:
         _render(job, todo, out)
+    if stills:
+        _covers(job, info, stills, digest, out)
     return out
+
+
+def _covers(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
+            out: JobResult) -> None:
+    """Photo presets of a video master get its best frame as their picture."""
+    from pipeline.render.jobs import plan_photos, render_photo
+
+    frame = PhotoInfo("video frame", info.width, info.height, info.width, info.height, 1, "RGB",
+                      8, False, None)
+    todo = plan_photos(job, frame, presets, digest, out)
+    if not todo:
+        return
+    start, end = 0, info.duration_ms
+    if job.choices.trim:
+        start = max(0, round(job.choices.trim[0] * 1000))
+        end = min(end, round(job.choices.trim[1] * 1000))
+    try:
+        chosen = cover(job.asset.path, info, (start, end), job.asset.label)
+    except RenderError as exc:
+        out.errors.append(exc)
+        out.results.extend(failed(job.asset, preset, exc, plan.output, plan)
+                           for preset, plan in todo)
+        return
+    note = (f"cover frame at {chosen.at_ms / 1000:.2f} s: the sharpest well-exposed of "
+            f"{chosen.candidates} candidates")
+    master = Master(chosen.image, 1.0, PhotoMeta(), chosen.image, [note])
+    render_photo(job, master, todo, out)
 
 
 def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
