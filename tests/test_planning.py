@@ -101,3 +101,74 @@ def test_planning_is_pure(module):
                  if isinstance(node, ast.ImportFrom)}
     assert not imported & {"PIL", "ffmpeg", "av", "cv2", "os", "pathlib", "subprocess"}
     assert "open(" not in source
+
+
+def video(duration_s: float, fps=30, variable=False):
+    from fractions import Fraction
+
+    from pipeline.model import VideoInfo
+
+    return VideoInfo("mov,mp4,m4a,3gp,3g2,mj2", 1920, 1080, 1920, 1080, 0, Fraction(1),
+                     round(duration_s * 1000), Fraction(fps), variable, "h264", "yuv420p", 8,
+                     None, None, None, None, True)
+
+
+def vplans(info, preset_id, **changes):
+    from pipeline.planning import plan_video
+
+    preset = CATALOG.get(preset_id)
+    if changes:
+        preset = preset.model_copy(update=changes)
+    trim = changes.pop("trim", None) if "trim" in changes else None
+    return plan_video(info, preset, Choices(trim=trim), source="m.mov", stem="m",
+                      source_digest="d")
+
+
+@pytest.mark.parametrize("cut,limit,expected", [
+    ("head", 60, [(0, 60_000)]),
+    ("head", 90, [(0, 75_000)]),
+    ("split", 60, [(0, 37_500), (37_500, 75_000)]),
+    ("split", 90, [(0, 75_000)]),
+])
+def test_75_second_master_cut_for_60_and_90_second_presets(cut, limit, expected):
+    from pipeline.schema import DurationSpec
+
+    plans = vplans(video(75), "instagram-story-video", cut=cut,
+                   duration=DurationSpec(min=3, max=limit))
+    assert [p.segments[0] for p in plans] == expected
+    names = [p.output for p in plans]
+    if len(plans) > 1:
+        assert names == ["instagram-story-video/m.part1.mp4", "instagram-story-video/m.part2.mp4"]
+
+
+def test_split_refuses_what_no_part_size_can_meet():
+    from pipeline.schema import DurationSpec
+
+    with pytest.raises(PlanError, match="cannot be split"):
+        vplans(video(4.5), "x-video", cut="split", duration=DurationSpec(min=3, max=4))
+
+
+def test_video_frame_rate_caps_floors_and_keyframes():
+    reel = vplans(video(10, fps=60), "facebook-feed-video")[0]      # fps_max 30
+    assert reel.fps == 30 and reel.gop == 60
+    slow = vplans(video(10, fps=24), "instagram-reel")[0]            # fps_min 30
+    assert slow.fps == 30 and any("raised from 24 to 30" in w for w in slow.warnings)
+    short = vplans(video(10, fps=30), "youtube-short")[0]            # closed GOP of half fps
+    assert short.gop == 15
+    vfr = vplans(video(10, fps=30, variable=True), "x-video")[0]
+    assert any("variable frame rate" in w for w in vfr.warnings)
+
+
+def test_video_bitrate_cap_from_platform_and_file_size():
+    assert vplans(video(60), "x-video")[0].maxrate_kbps == 25_000
+    tight = vplans(video(60), "x-video", max_file_size=30_000_000)[0]
+    assert tight.maxrate_kbps == int(30_000_000 * 8 * 0.94 / 60 / 1000)    # no audio here
+    with pytest.raises(PlanError, match="cannot fit"):
+        vplans(video(60), "x-video", max_file_size=500_000)
+
+
+def test_video_crop_is_on_even_pixels():
+    plan = vplans(video(10), "instagram-reel")[0]
+    crop = plan.crop
+    assert all(int(v) % 2 == 0 and v == int(v) for v in crop.as_tuple())
+    assert crop.height == 1080 and crop.width == 606

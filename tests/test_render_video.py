@@ -203,3 +203,20 @@ def test_cover_frame_is_sharp_and_well_exposed(tmp_path, gop):
     with Image.open(tmp_path / "out" / result.path) as image:
         assert image.size == (1200, 675)
         assert np.asarray(image.convert("L")).std() > 40
+
+
+@pytest.mark.slow
+def test_hostile_video_names_end_to_end(tmp_path):
+    from conftest import run_cli
+
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    names = ["-v clip $(touch pwned) 'q'.mp4", "ünï 視頻;rm.mov"]
+    for name in names:
+        make_video(shoot / name, seconds=3.2)
+    result = run_cli("render", shoot, "--out", tmp_path / "out", "-p", "tv-wide",
+                     "--presets-dir", video_presets_dir(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    made = sorted(p.name for p in (tmp_path / "out" / "tv-wide").iterdir())
+    assert made == sorted(str(Path(n).with_suffix(".mp4")) for n in names)
+    assert not (tmp_path / "pwned").exists() and not (shoot / "pwned").exists()
