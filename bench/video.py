@@ -120,7 +120,7 @@ from moviepy import VideoFileClip
 src, out, w, h, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 clip = VideoFileClip(src)
 if seconds != "0":
-    clip = clip.subclipped(0, float(seconds))
+    clip = clip.subclipped(0, min(float(seconds), clip.duration))
 if clip.w / clip.h > w / h:
     cw, ch = int(clip.h * w / h) // 2 * 2, clip.h
 else:

@@ -179,6 +179,7 @@ class VideoPlan:
     segments: tuple[tuple[int, int], ...]   # kept [start_ms, end_ms) of the master
     fps: Fraction               # constant output frame rate
     tonemap: bool               # HDR master: tone-map to SDR BT.709
+    source_matrix: str          # the master's YUV matrix (untagged HD is BT.709, SD BT.601)
     crf: int
     speed: str
     profile: str
@@ -258,6 +259,10 @@ class Job:
     previous: dict[str, dict[str, Any]]
     force: bool = False
     dry_run: bool = False
+    cross_media: bool = True    # named targets: a photo may become video, a video a cover
+
+    def presets_for(self, media: str) -> list[Preset]:
+        return [p for p in self.presets if p.media == media]
 
 
 @dataclass

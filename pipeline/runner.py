@@ -83,13 +83,16 @@ def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Seque
         if asset.shoot_dir not in contexts:
             contexts[asset.shoot_dir] = load_shoot(asset.shoot_dir, presets_dirs)
         ctx = contexts[asset.shoot_dir]
-        presets = tuple(ctx.targets(asset, only))
+        chosen, named = ctx.targets(asset, only)
         opts = ctx.options(asset)
-        mine = {path: previous[path] for path in
-                (output_path(p, stems[asset]) for p in presets) if path in previous}
+        presets = tuple(chosen)
+        mine = {path: entry for path, entry in previous.items()
+                if any(path == output_path(p, stems[asset])
+                       or path.startswith(f"{p.id}/{stems[asset]}.part") for p in presets)}
         jobs.append(Job(asset, stems[asset], presets,
-                        Choices(opts.focus, ctx.ai(asset), opts.trim),
-                        out_dir, mine, force, dry_run))
+                        Choices(opts.focus, ctx.ai(asset), opts.trim,
+                                round(ctx.shoot.still_duration * 1000), ctx.audio_bed()),
+                        out_dir, mine, force, dry_run, named))
     return Planned(jobs, list(found.errors), [], found, contexts)
 
 
@@ -113,10 +116,6 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
         _execute(planned.jobs, jobs or os.cpu_count() or 1, take)
     finally:
         planned.found.cleanup()
-    made = {r.preset for r in results}
-    planned.notes.extend(f"-p {pid}: no master here fits it (photo presets take photos, video "
-                         "presets take videos)"
-                         for pid in dict.fromkeys(only) if pid not in made and planned.jobs)
     body = manifest(results, errors, planned.notes, still_present(out_dir, previous))
     if not dry_run:
         write_manifest(out_dir, body)

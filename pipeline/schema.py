@@ -286,6 +286,10 @@ class Shoot(Strict):
     brand: Brand = Brand()
     brief: Brief = Brief()
     ai: AiUse = Field(default="none", description="AI use of every master, unless a source says")
+    still_duration: float = Field(default=6.0, gt=0, le=600,
+                                  description="seconds of video made from a photo master")
+    audio_bed: str | None = Field(default=None, description="sound file (beside shoot.yaml) "
+                                  "under videos made from photos; silent when unset")
     metadata: MetadataPolicy | None = Field(
         default=None, description="metadata policy for every preset of this shoot")
     background: Colour | None = Field(default=None, description="pad and flatten colour")

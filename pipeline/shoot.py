@@ -36,18 +36,18 @@ class ShootContext:
         return self.shoot.sources.get(asset.options_key) or self.shoot.sources.get(
             Path(asset.options_key).name) or SourceOptions()
 
-    def targets(self, asset: Asset, only: Sequence[str] = ()) -> list[Preset]:
-        """Presets to render for this master: -p wins, then the source's and
-        the shoot's targets, else every preset that is not opt-in. The job
-        keeps those that fit the master's media, which only its content tells."""
+    def targets(self, asset: Asset, only: Sequence[str] = ()) -> tuple[list[Preset], bool]:
+        """Presets to render for this master, and whether they were named: -p
+        wins, then the source's and the shoot's targets, else every preset that
+        is not opt-in. Named presets may cross media (a still becomes a clip, a
+        video gives a cover); the defaults keep to the master's own media,
+        which only its content tells, in the job."""
         opts = self.options(asset)
         ids = list(only) or opts.targets or self.shoot.targets
         if ids:
-            chosen = [self.catalog.get(i) for i in ids]
-        else:
-            chosen = [self.catalog.get(i) for i in self.catalog.ids()
-                      if not self.catalog.get(i).opt_in]
-        return chosen
+            return [self.catalog.get(i) for i in ids], True
+        return [self.catalog.get(i) for i in self.catalog.ids()
+                if not self.catalog.get(i).opt_in], False
 
     def unused_sources(self, assets: Sequence[Asset]) -> list[str]:
         """Notes for `sources:` entries of this shoot that match none of its masters."""
@@ -56,6 +56,12 @@ class ShootContext:
         file = self.folder / SHOOT_FILE if self.folder else Path(SHOOT_FILE)
         return [f"{file}: sources.{key} matches no master in this shoot; check the file name"
                 for key in self.shoot.sources if key not in names]
+
+    def audio_bed(self) -> str | None:
+        if not self.shoot.audio_bed:
+            return None
+        base = self.folder or Path(".")
+        return str((base / self.shoot.audio_bed).absolute())
 
     def ai(self, asset: Asset) -> str:
         return self.options(asset).ai or self.shoot.ai
@@ -80,6 +86,10 @@ def load_shoot(folder: Path | None, presets_dirs: Sequence[Path] = ()) -> ShootC
     catalog = load_catalog(presets_dirs, extra)
     catalog = catalog.with_overrides(_overrides(shoot, lines, catalog))
     _check_ids(shoot, lines, catalog, str(file))
+    if shoot.audio_bed and not (file.parent / shoot.audio_bed).is_file():
+        where = origin(lines, ("audio_bed",))
+        raise ConfigError([Problem(str(file), where[1] if where else None, "audio_bed",
+                                   f"{shoot.audio_bed!r} is not a file beside shoot.yaml")])
     return ShootContext(shoot, catalog, folder)
 
 

@@ -241,9 +241,11 @@ def test_interrupted_render_leaves_no_partial_files_or_children(tmp_path, many_m
             image.load()
 
 
-def test_a_requested_preset_that_fits_nothing_is_a_warning(cli_runner, tmp_path):
-    gradient(600, 600).save(tmp_path / "a.jpg")
+def test_a_photo_asked_for_a_video_preset_becomes_a_clip(cli_runner, tmp_path):
+    gradient(1200, 1200).save(tmp_path / "a.jpg")
     result = cli_runner.invoke(cli, ["render", str(tmp_path / "a.jpg"), "--out",
-                                     str(tmp_path / "o"), "-p", "instagram-reel"])
-    assert result.exit_code == 0
-    assert "warning: -p instagram-reel: no master here fits it" in result.stderr
+                                     str(tmp_path / "o"), "-p", "x-video", "--json"])
+    assert result.exit_code == 0, result.output
+    (variant,) = json.loads(result.stdout)["variants"]
+    assert variant["path"] == "x-video/a.mp4" and variant["media"] == "video"
+    assert any("made from a still" in w for w in variant["warnings"])

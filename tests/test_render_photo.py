@@ -216,7 +216,7 @@ def test_large_jpeg_is_decoded_at_reduced_size(tmp_path):
         info = info_of(image)
         plans = [plan_photo(info, load_catalog().get(p), Choices(), source="big.jpg", stem="big",
                             source_digest="x") for p in ("x-image", "instagram-feed-square")]
-        master = decode(image, info, plans, "big.jpg")
+        master = decode(image, info, [p.scale for p in plans], "big.jpg")
     # x-image needs 1200/4000 = 0.3 of full size: the DCT decoder delivers 1/2.
     assert master.factor == 0.5 and master.pixels.size == (2000, 1500)
 

@@ -28,6 +28,8 @@ class Choices:
     focus: tuple[float, float] | None = None
     ai: str = "none"
     trim: tuple[float, float] | None = None     # seconds, video masters only
+    still_ms: int = 6000                        # video made from a photo master
+    audio_bed: str | None = None                # absolute path of its sound, if any
 
 
 def output_path(preset: Preset, stem: str, part: int | None = None) -> str:

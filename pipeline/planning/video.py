@@ -38,6 +38,7 @@ def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str
             preset=preset.id, source=source, output=output_path(preset, stem, part), part=part,
             size=preset.size, fit=preset.fit, crop=geometry.crop, placement=geometry.placement,
             scale=geometry.scale, segments=(segment,), fps=fps, tonemap=info.hdr is not None,
+            source_matrix=source_matrix(info),
             crf=preset.crf, speed=preset.speed, profile=preset.h264_profile,
             level=preset.h264_level, gop=gop_frames(fps, preset),
             maxrate_kbps=maxrate(preset, seconds, audio_kbps if info.audio else 0, source),
@@ -82,6 +83,18 @@ def _balanced_parts(length: int, shortest: int, longest: int) -> int | None:
         if shortest <= length / parts <= longest:
             return parts
     return None
+
+
+SWSCALE_MATRICES = {"bt709": "bt709", "bt470bg": "bt601", "smpte170m": "bt601",
+                    "smpte240m": "smpte240m", "bt2020nc": "bt2020", "bt2020c": "bt2020"}
+
+
+def source_matrix(info: VideoInfo) -> str:
+    """The master's YUV matrix as ffmpeg's scale filter names it. Untagged
+    masters follow the usual rule: HD and larger are BT.709, SD is BT.601."""
+    if info.color_space in SWSCALE_MATRICES:
+        return SWSCALE_MATRICES[info.color_space]
+    return "bt709" if min(info.coded_width, info.coded_height) >= 720 else "bt601"
 
 
 def output_fps(info: VideoInfo, preset: Preset) -> tuple[Fraction, tuple[str, ...]]:

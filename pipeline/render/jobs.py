@@ -28,6 +28,7 @@ from pipeline.planning import PlanError, output_path, plan_photo
 from pipeline.probe import info_of, open_photo
 from pipeline.render.photo import Master, compose, decode, encode
 from pipeline.render.results import failed, result, unchanged
+from pipeline.render.still import SUPERSAMPLE, plan_stills, render_stills
 from pipeline.schema import Preset
 
 log = logging.getLogger(__name__)
@@ -65,16 +66,20 @@ def _render_job(job: Job) -> JobResult:
         return out
     with image:
         info = info_of(image)
-        presets = [p for p in job.presets if p.media == "photo"]
-        todo = plan_photos(job, info, presets, digest, out)
-        if not todo:
+        todo = plan_photos(job, info, job.presets_for("photo"), digest, out)
+        clips = job.presets_for("video") if job.cross_media else []
+        stills = plan_stills(job, info, clips, digest, out) if clips else []
+        if not todo and not stills:
             return out
+        scales = [p.scale for _, p in todo] + [p.scale * SUPERSAMPLE for _, p in stills]
         try:
-            master = decode(image, info, [p for _, p in todo], asset.label)
+            master = decode(image, info, scales, asset.label)
         except InputError as exc:
             out.errors.append(exc)
             return out
     render_photo(job, master, todo, out)
+    if stills:
+        render_stills(job, master, stills, out)
     return out
 
 

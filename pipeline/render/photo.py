@@ -46,11 +46,12 @@ class Master:
     warnings: list[str]
 
 
-def decode(image: Image.Image, info: PhotoInfo, plans: list[PhotoPlan], label: str) -> Master:
-    """Decode `image` (opened by probe.open_photo) at the resolution the plans need."""
+def decode(image: Image.Image, info: PhotoInfo, scales: list[float], label: str) -> Master:
+    """Decode `image` (opened by probe.open_photo) at the resolution its variants
+    need: `scales` are their output pixels per master pixel."""
     meta = read_meta(image)
-    if image.format in ("JPEG", "MPO") and plans:
-        need = max(p.scale for p in plans)
+    if image.format in ("JPEG", "MPO") and scales:
+        need = max(scales)
         if need <= 0.5:
             image.draft(image.mode, (math.ceil(info.stored_width * need),
                                      math.ceil(info.stored_height * need)))

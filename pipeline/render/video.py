@@ -50,7 +50,7 @@ def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
             audio_index += 1
             gain = gains[index] if index < len(gains) else None
             parts.append(_audio_chain(audio_in, plan, first, gain))
-        outs.append(ffmpeg.output(*parts, str(target), **_encoder_args(plan, metadata)))
+        outs.append(ffmpeg.output(*parts, str(target), **encoder_args(plan, metadata)))
     argv: list[str] = ffmpeg.merge_outputs(*outs).compile(cmd=exe)
     return [argv[0], *GLOBAL_ARGS, *argv[1:]]
 
@@ -67,7 +67,8 @@ def _video_chain(node: Any, plan: VideoPlan, offset: int) -> Any:
     node = node.filter("crop", int(crop.width), int(crop.height), int(crop.left), int(crop.top))
     width, height = plan.size
     inner_w, inner_h = int(plan.placement.width), int(plan.placement.height)
-    scale_args = {"flags": "lanczos", "out_color_matrix": "bt709", "out_range": "tv"}
+    scale_args = {"flags": "lanczos", "in_color_matrix": "bt709" if plan.tonemap
+                  else plan.source_matrix, "out_color_matrix": "bt709", "out_range": "tv"}
     if plan.fit == "crop":
         node = node.filter("scale", width, height, **scale_args)
     elif plan.fit == "pad":
@@ -76,7 +77,7 @@ def _video_chain(node: Any, plan: VideoPlan, offset: int) -> Any:
             color=plan.background)
     else:
         node = _blur_pad(node, plan, scale_args)
-    node = node.filter("fps", fps=_rate(plan.fps))
+    node = node.filter("fps", fps=rate(plan.fps))
     return node.filter("format", "yuv420p").filter("setsar", 1)
 
 
@@ -112,11 +113,11 @@ def _audio_chain(node: Any, plan: VideoPlan, offset: int, gain: Gain | None) -> 
     return node.filter("aformat", sample_fmts="fltp", channel_layouts=layout)
 
 
-def _rate(fps: Fraction) -> str:
+def rate(fps: Fraction) -> str:
     return f"{fps.numerator}/{fps.denominator}"
 
 
-def _encoder_args(plan: VideoPlan, metadata: str) -> dict[str, Any]:
+def encoder_args(plan: VideoPlan, metadata: str) -> dict[str, Any]:
     args: dict[str, Any] = {
         "f": "mp4", "c:v": "libx264", "preset": plan.speed, "crf": plan.crf,
         "profile:v": plan.profile, "g": plan.gop, "pix_fmt": "yuv420p",

@@ -30,8 +30,8 @@ def video_job(job: Job) -> JobResult:
     except InputError as exc:
         out.errors.append(exc)
         return out
-    presets = [p for p in job.presets if p.media == "video"]
-    stills = [p for p in job.presets if p.media == "photo"]
+    presets = job.presets_for("video")
+    stills = job.presets_for("photo") if job.cross_media else []
     if not presets and not stills:
         out.errors.append(InputError("is a video, and it has no targets", path=asset.label,
                                      hint="add presets to targets in shoot.yaml"))
@@ -106,7 +106,7 @@ def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> N
             return
         for (preset, plan), temp, final in zip(todo, temps, finals, strict=True):
             try:
-                out.results.append(_publish(job, preset, plan, temp, final))
+                out.results.append(publish(job, preset, plan, temp, final))
             except PipelineError as exc:
                 out.errors.append(exc)
                 out.results.append(failed(job.asset, preset, exc, plan.output, plan))
@@ -115,7 +115,7 @@ def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> N
             temp.unlink(missing_ok=True)
 
 
-def _publish(job: Job, preset: Preset, plan: VideoPlan, temp: Path, final: Path) -> VariantResult:
+def publish(job: Job, preset: Preset, plan: VideoPlan, temp: Path, final: Path) -> VariantResult:
     """Verify a rendered temporary file against its preset, then rename it into place."""
     checks = check_video(temp, preset, plan)
     bad = [c for c in checks if not c.ok]

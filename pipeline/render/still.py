@@ -1,0 +1,163 @@
+"""Video from a photo master: a short clip with a slow, smooth push-in.
+
+Each video variant's frame is composed by the photo renderer (crop, pad or
+blur-pad, colour-managed) at twice its output size; ffmpeg's zoompan then
+moves into it over the clip, sampling the doubled picture so the motion
+steps by half a pixel, not whole pixels. Sound is the shoot's `audio_bed`,
+looped or cut to length, faded out, and loudness-matched; without one the
+clip is silent.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from pipeline.errors import PipelineError, RenderError
+from pipeline.ffmpeg import ffmpeg_exe, run_ffmpeg
+from pipeline.loudness import Gain, gain_for, measure
+from pipeline.model import (
+    AudioStream,
+    Box,
+    Job,
+    JobResult,
+    PhotoInfo,
+    PhotoPlan,
+    VideoInfo,
+    VideoPlan,
+)
+from pipeline.planning import PlanError, output_path, plan_video
+from pipeline.render.photo import Master, compose
+from pipeline.render.results import failed, result, unchanged
+from pipeline.render.video import GLOBAL_ARGS, encoder_args, rate
+from pipeline.schema import Preset
+
+PUSH_IN = 0.06          # the picture grows by 6 % over the clip
+SUPERSAMPLE = 2
+FADE_OUT_S = 0.8
+STILL_FPS = Fraction(30)
+
+
+def as_video(info: PhotoInfo, still_ms: int, with_sound: bool) -> VideoInfo:
+    """The photo described as the video it becomes."""
+    return VideoInfo("still", info.width, info.height, info.width, info.height, 0, Fraction(1),
+                     still_ms, STILL_FPS, False, "still", "rgb24", 8, None, None, None, None, None,
+                     (AudioStream(0, "bed", 2, 48000, 0),) if with_sound else ())
+
+
+def plan_stills(job: Job, info: PhotoInfo, presets: list[Preset], digest: str,
+                out: JobResult) -> list[tuple[Preset, VideoPlan]]:
+    still = as_video(info, job.choices.still_ms, job.choices.audio_bed is not None)
+    todo = []
+    for preset in presets:
+        try:
+            plans = plan_video(still, preset, job.choices, source=job.asset.label,
+                               stem=job.stem, source_digest=digest + (job.choices.audio_bed or ""))
+        except PlanError as exc:
+            out.errors.append(exc)
+            out.results.append(failed(job.asset, preset, exc, output_path(preset, job.stem)))
+            continue
+        for plan in plans:
+            kept = None if job.force else unchanged(job, plan)
+            if job.dry_run:
+                out.results.append(result(job.asset, plan, "planned"))
+            elif kept:
+                out.results.append(kept)
+            else:
+                todo.append((preset, plan))
+    return todo
+
+
+def frame_for(master: Master, plan: VideoPlan) -> Any:
+    """The variant's picture at SUPERSAMPLE times its size, composed like a photo."""
+    width, height = plan.size
+    k = SUPERSAMPLE
+    photo = PhotoPlan(preset=plan.preset, source=plan.source, output=plan.output,
+                      size=(width * k, height * k), fit=plan.fit, crop=plan.crop,
+                      placement=Box(*(v * k for v in plan.placement.as_tuple())),
+                      scale=plan.scale * k, format="jpeg", quality=100, min_quality=100,
+                      max_bytes=None, background=plan.background, metadata="strip", ai="none",
+                      key="")
+    return compose(master, photo)
+
+
+def build_argv(frames: list[Path], plans: list[VideoPlan], outputs: list[Path],
+               bed: Path | None, gains: list[Gain | None], exe: str = "ffmpeg") -> list[str]:
+    sound = [p for p in plans if p.audio]
+    beds = None
+    if bed and sound:
+        looped = ffmpeg.input(str(bed), stream_loop=-1).audio
+        beds = looped.filter_multi_output("asplit", len(sound)) if len(sound) > 1 else [looped]
+    outs, used = [], 0
+    for frame, plan, target, gain in zip(frames, plans, outputs, gains, strict=True):
+        seconds = plan.duration_ms / 1000
+        count = max(1, round(seconds * plan.fps))
+        video = ffmpeg.input(str(frame)).video.filter(
+            "zoompan", z=f"1+{PUSH_IN}*on/{max(1, count - 1)}", x="(iw-iw/zoom)/2",
+            y="(ih-ih/zoom)/2", d=count, s=f"{plan.size[0]}x{plan.size[1]}", fps=rate(plan.fps))
+        video = video.filter("scale", out_color_matrix="bt709", out_range="tv").filter(
+            "format", "yuv420p").filter("setsar", 1)
+        parts = [video]
+        if plan.audio and beds is not None:
+            audio = beds[used].filter("atrim", end=f"{seconds:.3f}").filter(
+                "asetpts", "PTS-STARTPTS")
+            used += 1
+            audio = audio.filter("afade", t="out", st=f"{max(0.0, seconds - FADE_OUT_S):.3f}",
+                                 d=f"{min(FADE_OUT_S, seconds):.3f}")
+            if gain:
+                audio = audio.filter("volume", f"{gain.db:.2f}dB").filter(
+                    "alimiter", limit=f"{gain.limit:.4f}", level=0, latency=1)
+            audio = audio.filter("aresample", plan.sample_rate).filter(
+                "aformat", sample_fmts="fltp",
+                channel_layouts="stereo" if plan.channels == 2 else "mono")
+            parts.append(audio)
+        outs.append(ffmpeg.output(*parts, str(target), t=f"{seconds:.3f}",
+                                  **encoder_args(plan, "strip")))
+    argv: list[str] = ffmpeg.merge_outputs(*outs).compile(cmd=exe)
+    return [argv[0], *GLOBAL_ARGS, *argv[1:]]
+
+
+def render_stills(job: Job, master: Master, todo: list[tuple[Preset, VideoPlan]],
+                  out: JobResult) -> None:
+    """Render every planned video variant of a photo master with one ffmpeg run."""
+    from pipeline.render.videojob import publish
+
+    finals = [job.out_dir / plan.output for _, plan in todo]
+    temps = [f.parent / f".{f.name}.{os.getpid()}.part" for f in finals]
+    bed = Path(job.choices.audio_bed) if job.choices.audio_bed else None
+    measured = measure(bed) if bed else None
+    gains = [gain_for(measured, *plan.loudness) if plan.audio and plan.loudness else None
+             for _, plan in todo]
+    with tempfile.TemporaryDirectory(prefix="repurpose-still-") as scratch:
+        frames = []
+        for index, (_, plan) in enumerate(todo):
+            path = Path(scratch) / f"frame{index}.png"
+            frame_for(master, plan).save(path, compress_level=1)
+            frames.append(path)
+        for target in temps:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            run_ffmpeg(build_argv(frames, [p for _, p in todo], [t.absolute() for t in temps],
+                                  bed.absolute() if bed else None, gains, ffmpeg_exe()),
+                       job.asset.label)
+            for (preset, plan), temp, final in zip(todo, temps, finals, strict=True):
+                try:
+                    made = publish(job, preset, plan, temp, final)
+                    out.results.append(replace(made, warnings=made.warnings + (
+                        f"made from a still: {plan.duration_ms / 1000:g} s push-in",)))
+                except PipelineError as exc:
+                    out.errors.append(exc)
+                    out.results.append(failed(job.asset, preset, exc, plan.output, plan))
+        except RenderError as exc:
+            out.errors.append(exc)
+            out.results.extend(failed(job.asset, preset, exc, plan.output, plan)
+                               for preset, plan in todo)
+        finally:
+            for temp in temps:
+                temp.unlink(missing_ok=True)
