@@ -24,10 +24,10 @@ from pipeline.model import (
     VariantResult,
 )
 from pipeline.outputs import atomic_write, sha256_file
-from pipeline.planning import PlanError, output_path, plan_photo
+from pipeline.planning import PlanError, plan_photo
 from pipeline.probe import info_of, open_photo
 from pipeline.render.photo import Master, compose, decode, encode
-from pipeline.render.results import failed, result, unchanged
+from pipeline.render.results import failed, plan_failed, result, triage
 from pipeline.render.still import SUPERSAMPLE, plan_stills, render_stills
 from pipeline.schema import Preset
 
@@ -103,16 +103,9 @@ def plan_photos(job: Job, info: PhotoInfo, presets: list[Preset], digest: str,
             plan = plan_photo(info, preset, job.choices, source=job.asset.label, stem=job.stem,
                               source_digest=digest)
         except PlanError as exc:
-            out.errors.append(exc)
-            out.results.append(failed(job.asset, preset, exc, output_path(preset, job.stem)))
+            plan_failed(job, preset, exc, out)
             continue
-        kept = None if job.force else unchanged(job, plan)
-        if job.dry_run:
-            out.results.append(result(job.asset, plan, "planned"))
-        elif kept:
-            out.results.append(kept)
-        else:
-            todo.append((preset, plan))
+        todo += triage(job, preset, [plan], out)
     return todo
 
 

@@ -3,14 +3,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from pipeline.errors import PipelineError
-from pipeline.model import Asset, Check, Job, PhotoPlan, Status, VariantResult, VideoPlan
+from pipeline.model import (
+    Asset,
+    Check,
+    Job,
+    JobResult,
+    PhotoPlan,
+    Status,
+    VariantResult,
+    VideoPlan,
+)
 from pipeline.outputs import sha256_file
+from pipeline.planning import output_path
 from pipeline.schema import Preset
 
 Plan = PhotoPlan | VideoPlan
+P = TypeVar("P", PhotoPlan, VideoPlan)
 
 
 def unchanged(job: Job, plan: Plan) -> VariantResult | None:
@@ -47,3 +60,30 @@ def failed(asset: Asset, preset: Preset, exc: PipelineError, path: str,
                          path=path, status="failed", error=exc.message,
                          group=asset.group, order=asset.order,
                          plan=plan.to_dict() if plan else {})
+
+
+def plan_failed(job: Job, preset: Preset, exc: PipelineError, out: JobResult) -> None:
+    """A preset that could not be planned for this master: one error, one failed entry."""
+    out.errors.append(exc)
+    out.results.append(failed(job.asset, preset, exc, output_path(preset, job.stem)))
+
+
+def all_failed(job: Job, todo: Sequence[tuple[Preset, Plan]], exc: PipelineError,
+               out: JobResult) -> None:
+    """One failure (e.g. ffmpeg) that sinks every variant it was making."""
+    out.errors.append(exc)
+    out.results.extend(failed(job.asset, preset, exc, plan.output, plan) for preset, plan in todo)
+
+
+def triage(job: Job, preset: Preset, plans: Sequence[P], out: JobResult) -> list[tuple[Preset, P]]:
+    """Plans still to render; dry runs and unchanged outputs are reported here."""
+    todo = []
+    for plan in plans:
+        kept = None if job.force else unchanged(job, plan)
+        if job.dry_run:
+            out.results.append(result(job.asset, plan, "planned"))
+        elif kept:
+            out.results.append(kept)
+        else:
+            todo.append((preset, plan))
+    return todo

@@ -10,16 +10,14 @@ clip is silent.
 
 from __future__ import annotations
 
-import os
 import tempfile
-from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import ffmpeg
 
-from pipeline.errors import PipelineError, RenderError
+from pipeline.errors import RenderError
 from pipeline.ffmpeg import ffmpeg_exe, run_ffmpeg
 from pipeline.loudness import Gain, gain_for, measure
 from pipeline.model import (
@@ -32,9 +30,9 @@ from pipeline.model import (
     VideoInfo,
     VideoPlan,
 )
-from pipeline.planning import PlanError, output_path, plan_video
+from pipeline.planning import PlanError, plan_video
 from pipeline.render.photo import Master, compose
-from pipeline.render.results import failed, result, unchanged
+from pipeline.render.results import all_failed, plan_failed, triage
 from pipeline.render.video import GLOBAL_ARGS, encoder_args, rate
 from pipeline.schema import Preset
 
@@ -60,17 +58,9 @@ def plan_stills(job: Job, info: PhotoInfo, presets: list[Preset], digest: str,
             plans = plan_video(still, preset, job.choices, source=job.asset.label,
                                stem=job.stem, source_digest=digest + (job.choices.audio_bed or ""))
         except PlanError as exc:
-            out.errors.append(exc)
-            out.results.append(failed(job.asset, preset, exc, output_path(preset, job.stem)))
+            plan_failed(job, preset, exc, out)
             continue
-        for plan in plans:
-            kept = None if job.force else unchanged(job, plan)
-            if job.dry_run:
-                out.results.append(result(job.asset, plan, "planned"))
-            elif kept:
-                out.results.append(kept)
-            else:
-                todo.append((preset, plan))
+        todo += triage(job, preset, plans, out)
     return todo
 
 
@@ -126,10 +116,9 @@ def build_argv(frames: list[Path], plans: list[VideoPlan], outputs: list[Path],
 def render_stills(job: Job, master: Master, todo: list[tuple[Preset, VideoPlan]],
                   out: JobResult) -> None:
     """Render every planned video variant of a photo master with one ffmpeg run."""
-    from pipeline.render.videojob import publish
+    from pipeline.render.videojob import cleanup, publish_all, temp_paths
 
-    finals = [job.out_dir / plan.output for _, plan in todo]
-    temps = [f.parent / f".{f.name}.{os.getpid()}.part" for f in finals]
+    temps = temp_paths(job, todo)
     bed = Path(job.choices.audio_bed) if job.choices.audio_bed else None
     measured = measure(bed) if bed else None
     gains = [gain_for(measured, *plan.loudness) if plan.audio and plan.loudness else None
@@ -146,18 +135,12 @@ def render_stills(job: Job, master: Master, todo: list[tuple[Preset, VideoPlan]]
             run_ffmpeg(build_argv(frames, [p for _, p in todo], [t.absolute() for t in temps],
                                   bed.absolute() if bed else None, gains, ffmpeg_exe()),
                        job.asset.label)
-            for (preset, plan), temp, final in zip(todo, temps, finals, strict=True):
-                try:
-                    made = publish(job, preset, plan, temp, final)
-                    out.results.append(replace(made, warnings=made.warnings + (
-                        f"made from a still: {plan.duration_ms / 1000:g} s push-in",)))
-                except PipelineError as exc:
-                    out.errors.append(exc)
-                    out.results.append(failed(job.asset, preset, exc, plan.output, plan))
         except RenderError as exc:
-            out.errors.append(exc)
-            out.results.extend(failed(job.asset, preset, exc, plan.output, plan)
-                               for preset, plan in todo)
-        finally:
-            for temp in temps:
-                temp.unlink(missing_ok=True)
+            all_failed(job, todo, exc, out)
+            cleanup(temps)
+            return
+        except BaseException:
+            cleanup(temps)
+            raise
+    publish_all(job, todo, temps, out, f"made from a still: {todo[0][1].duration_ms / 1000:g} s "
+                                       "push-in")

@@ -12,11 +12,11 @@ from pipeline.errors import InputError, PipelineError, RenderError
 from pipeline.metadata import PhotoMeta
 from pipeline.model import Job, JobResult, PhotoInfo, VariantResult, VideoInfo, VideoPlan
 from pipeline.outputs import sha256_file
-from pipeline.planning import PlanError, output_path, plan_video
+from pipeline.planning import PlanError, plan_video
 from pipeline.probe import probe_video
 from pipeline.render.cover import cover
 from pipeline.render.photo import Master
-from pipeline.render.results import failed, result, unchanged
+from pipeline.render.results import all_failed, failed, plan_failed, result, triage
 from pipeline.render.video import encode_all
 from pipeline.schema import Preset
 
@@ -61,9 +61,7 @@ def _covers(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
     try:
         chosen = cover(job.asset.path, info, (start, end), job.asset.label)
     except RenderError as exc:
-        out.errors.append(exc)
-        out.results.extend(failed(job.asset, preset, exc, plan.output, plan)
-                           for preset, plan in todo)
+        all_failed(job, todo, exc, out)
         return
     note = (f"cover frame at {chosen.at_ms / 1000:.2f} s: the sharpest well-exposed of "
             f"{chosen.candidates} candidates")
@@ -79,40 +77,51 @@ def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
             plans = plan_video(info, preset, job.choices, source=job.asset.label, stem=job.stem,
                                source_digest=digest)
         except PlanError as exc:
-            out.errors.append(exc)
-            out.results.append(failed(job.asset, preset, exc, output_path(preset, job.stem)))
+            plan_failed(job, preset, exc, out)
             continue
-        for plan in plans:
-            kept = None if job.force else unchanged(job, plan)
-            if job.dry_run:
-                out.results.append(result(job.asset, plan, "planned"))
-            elif kept:
-                out.results.append(kept)
-            else:
-                todo.append((preset, plan))
+        todo += triage(job, preset, plans, out)
     return todo
 
 
 def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> None:
-    finals = [job.out_dir / plan.output for _, plan in todo]
-    temps = [f.parent / f".{f.name}.{os.getpid()}.part" for f in finals]
+    temps = temp_paths(job, todo)
     try:
-        try:
-            encode_all(job.asset.path, [plan for _, plan in todo], temps, job.asset.label)
-        except RenderError as exc:
-            out.errors.append(exc)
-            out.results.extend(failed(job.asset, preset, exc, plan.output, plan)
-                               for preset, plan in todo)
-            return
-        for (preset, plan), temp, final in zip(todo, temps, finals, strict=True):
+        encode_all(job.asset.path, [plan for _, plan in todo], temps, job.asset.label)
+    except RenderError as exc:
+        all_failed(job, todo, exc, out)
+        cleanup(temps)
+        return
+    except BaseException:              # interrupted: nothing partial stays behind
+        cleanup(temps)
+        raise
+    publish_all(job, todo, temps, out)
+
+
+def temp_paths(job: Job, todo: list[tuple[Preset, VideoPlan]]) -> list[Path]:
+    """Hidden names beside each final output, for ffmpeg to write into."""
+    finals = [job.out_dir / plan.output for _, plan in todo]
+    return [f.parent / f".{f.name}.{os.getpid()}.part" for f in finals]
+
+
+def cleanup(temps: list[Path]) -> None:
+    for temp in temps:
+        temp.unlink(missing_ok=True)
+
+
+def publish_all(job: Job, todo: list[tuple[Preset, VideoPlan]], temps: list[Path],
+                out: JobResult, note: str | None = None) -> None:
+    """Verify each rendered file and rename it into place; failures stay per variant."""
+    try:
+        for (preset, plan), temp in zip(todo, temps, strict=True):
             try:
-                out.results.append(publish(job, preset, plan, temp, final))
+                made = publish(job, preset, plan, temp, job.out_dir / plan.output)
             except PipelineError as exc:
                 out.errors.append(exc)
                 out.results.append(failed(job.asset, preset, exc, plan.output, plan))
+                continue
+            out.results.append(replace(made, warnings=made.warnings + (note,)) if note else made)
     finally:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
+        cleanup(temps)
 
 
 def publish(job: Job, preset: Preset, plan: VideoPlan, temp: Path, final: Path) -> VariantResult:
