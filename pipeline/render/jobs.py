@@ -24,10 +24,10 @@ from pipeline.model import (
     VariantResult,
 )
 from pipeline.outputs import atomic_write, sha256_file
-from pipeline.planning import PlanError, plan_photo
+from pipeline.planning import plan_photo
 from pipeline.probe import info_of, open_photo
 from pipeline.render.photo import Master, compose, decode, encode
-from pipeline.render.results import failed, plan_failed, result, triage
+from pipeline.render.results import failed, plan_each, result
 from pipeline.render.still import SUPERSAMPLE, plan_stills, render_stills
 from pipeline.schema import Preset
 
@@ -97,16 +97,9 @@ def render_photo(job: Job, master: Master, todo: list[tuple[Preset, PhotoPlan]],
 def plan_photos(job: Job, info: PhotoInfo, presets: list[Preset], digest: str,
                 out: JobResult) -> list[tuple[Preset, PhotoPlan]]:
     """Plan every photo preset; return those still to render (not failed, unchanged or dry)."""
-    todo = []
-    for preset in presets:
-        try:
-            plan = plan_photo(info, preset, job.choices, source=job.asset.label, stem=job.stem,
-                              source_digest=digest)
-        except PlanError as exc:
-            plan_failed(job, preset, exc, out)
-            continue
-        todo += triage(job, preset, [plan], out)
-    return todo
+    return plan_each(job, presets, lambda preset: [plan_photo(
+        info, preset, job.choices, source=job.asset.label, stem=job.stem,
+        source_digest=digest)], out)
 
 
 def _render_one(job: Job, master: Master, preset: Preset, plan: PhotoPlan) -> VariantResult:

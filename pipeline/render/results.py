@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -19,7 +19,7 @@ from pipeline.model import (
     VideoPlan,
 )
 from pipeline.outputs import sha256_file
-from pipeline.planning import output_path
+from pipeline.planning import PlanError, output_path
 from pipeline.schema import Preset
 
 Plan = PhotoPlan | VideoPlan
@@ -86,4 +86,19 @@ def triage(job: Job, preset: Preset, plans: Sequence[P], out: JobResult) -> list
             out.results.append(kept)
         else:
             todo.append((preset, plan))
+    return todo
+
+
+def plan_each(job: Job, presets: Sequence[Preset], plan: Callable[[Preset], list[P]],
+              out: JobResult) -> list[tuple[Preset, P]]:
+    """Plan every preset with `plan`; PlanErrors become failed entries, and what
+    is unchanged or only a dry run is reported. Returns what is left to render."""
+    todo: list[tuple[Preset, P]] = []
+    for preset in presets:
+        try:
+            plans = plan(preset)
+        except PlanError as exc:
+            plan_failed(job, preset, exc, out)
+            continue
+        todo += triage(job, preset, plans, out)
     return todo

@@ -30,9 +30,9 @@ from pipeline.model import (
     VideoInfo,
     VideoPlan,
 )
-from pipeline.planning import PlanError, plan_video
+from pipeline.planning import plan_video
 from pipeline.render.photo import Master, compose
-from pipeline.render.results import all_failed, plan_failed, triage
+from pipeline.render.results import all_failed, plan_each
 from pipeline.render.video import GLOBAL_ARGS, encoder_args, rate
 from pipeline.schema import Preset
 
@@ -52,16 +52,9 @@ def as_video(info: PhotoInfo, still_ms: int, with_sound: bool) -> VideoInfo:
 def plan_stills(job: Job, info: PhotoInfo, presets: list[Preset], digest: str,
                 out: JobResult) -> list[tuple[Preset, VideoPlan]]:
     still = as_video(info, job.choices.still_ms, job.choices.audio_bed is not None)
-    todo = []
-    for preset in presets:
-        try:
-            plans = plan_video(still, preset, job.choices, source=job.asset.label,
-                               stem=job.stem, source_digest=digest + (job.choices.audio_bed or ""))
-        except PlanError as exc:
-            plan_failed(job, preset, exc, out)
-            continue
-        todo += triage(job, preset, plans, out)
-    return todo
+    return plan_each(job, presets, lambda preset: plan_video(
+        still, preset, job.choices, source=job.asset.label, stem=job.stem,
+        source_digest=digest + (job.choices.audio_bed or "")), out)
 
 
 def frame_for(master: Master, plan: VideoPlan) -> Any:

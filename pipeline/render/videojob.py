@@ -12,11 +12,11 @@ from pipeline.errors import InputError, PipelineError, RenderError
 from pipeline.metadata import PhotoMeta
 from pipeline.model import Job, JobResult, PhotoInfo, VariantResult, VideoInfo, VideoPlan
 from pipeline.outputs import sha256_file
-from pipeline.planning import PlanError, plan_video
+from pipeline.planning import plan_video
 from pipeline.probe import probe_video
 from pipeline.render.cover import cover
 from pipeline.render.photo import Master
-from pipeline.render.results import all_failed, failed, plan_failed, result, triage
+from pipeline.render.results import all_failed, failed, plan_each, result
 from pipeline.render.video import encode_all
 from pipeline.schema import Preset
 
@@ -71,16 +71,9 @@ def _covers(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
 
 def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
               out: JobResult) -> list[tuple[Preset, VideoPlan]]:
-    todo = []
-    for preset in presets:
-        try:
-            plans = plan_video(info, preset, job.choices, source=job.asset.label, stem=job.stem,
-                               source_digest=digest)
-        except PlanError as exc:
-            plan_failed(job, preset, exc, out)
-            continue
-        todo += triage(job, preset, plans, out)
-    return todo
+    return plan_each(job, presets, lambda preset: plan_video(
+        info, preset, job.choices, source=job.asset.label, stem=job.stem,
+        source_digest=digest), out)
 
 
 def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> None:
