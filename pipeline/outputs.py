@@ -32,6 +32,11 @@ MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
 
 
+def temp_path(final: Path) -> Path:
+    """The hidden name a file is written under before it takes `final`'s name."""
+    return final.parent / f".{final.name}.{os.getpid()}.part"
+
+
 def atomic_write(path: Path, data: bytes, verify: Callable[[Path], None] | None = None) -> None:
     """Write `data` to `path` so that the file appears whole or not at all.
 
@@ -39,7 +44,7 @@ def atomic_write(path: Path, data: bytes, verify: Callable[[Path], None] | None 
     if it raises, the temporary file is removed and `path` is left as it was.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.part"
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)

@@ -53,12 +53,18 @@ def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str
     return plans
 
 
-def cut(info: VideoInfo, preset: Preset, choices: Choices, source: str) -> list[tuple[int, int]]:
-    """The kept [start, end) milliseconds of each output part."""
+def window(info: VideoInfo, choices: Choices) -> tuple[int, int]:
+    """The usable [start, end) milliseconds of the master: all of it, or its trim."""
     start, end = 0, info.duration_ms
     if choices.trim:
         start = min(max(0, round(choices.trim[0] * 1000)), end)
         end = min(end, round(choices.trim[1] * 1000))
+    return start, end
+
+
+def cut(info: VideoInfo, preset: Preset, choices: Choices, source: str) -> list[tuple[int, int]]:
+    """The kept [start, end) milliseconds of each output part."""
+    start, end = window(info, choices)
     length = end - start
     spec = preset.duration
     shortest = spec.min if spec and spec.min else 0

@@ -20,12 +20,11 @@ from PIL import Image
 from pipeline.errors import RenderError
 from pipeline.ffmpeg import ffmpeg_exe
 from pipeline.model import VideoInfo
+from pipeline.render.video import tonemap_filters
 
 CANDIDATES = 24
 MIN_KEYFRAMES = 6
 SCORE_WIDTH = 320
-TONEMAP = ("zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,"
-           "tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=rgb24")
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ def _scan(path: Path, info: VideoInfo, window: tuple[int, int],
 
 def extract(path: Path, info: VideoInfo, at_ms: int, label: str) -> Image.Image:
     """The frame at `at_ms`, full size, upright, SDR, as an RGB image."""
-    chain = TONEMAP if info.hdr else "format=rgb24"
+    chain = tonemap_filters() + ",format=rgb24" if info.hdr else "format=rgb24"
     argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
             "-ss", f"{at_ms / 1000:.3f}", "-i", str(path.absolute()), "-frames:v", "1",
             "-vf", chain, "-f", "image2pipe", "-c:v", "png", "-"]

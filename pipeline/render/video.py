@@ -81,11 +81,23 @@ def _video_chain(node: Any, plan: VideoPlan, offset: int) -> Any:
     return node.filter("format", "yuv420p").filter("setsar", 1)
 
 
+# HDR (PQ or HLG, BT.2020) to SDR BT.709 with a filmic curve, not a clip.
+TONEMAP: tuple[tuple[str, tuple[str, ...], dict[str, Any]], ...] = (
+    ("zscale", (), {"t": "linear", "npl": 100}), ("format", ("gbrpf32le",), {}),
+    ("zscale", (), {"p": "bt709"}), ("tonemap", (), {"tonemap": "hable", "desat": 0}),
+    ("zscale", (), {"t": "bt709", "m": "bt709", "r": "tv"}))
+
+
 def _tonemap(node: Any) -> Any:
-    """HDR (PQ or HLG, BT.2020) to SDR BT.709 with a filmic curve, not a clip."""
-    node = node.filter("zscale", t="linear", npl=100).filter("format", "gbrpf32le")
-    node = node.filter("zscale", p="bt709").filter("tonemap", tonemap="hable", desat=0)
-    return node.filter("zscale", t="bt709", m="bt709", r="tv")
+    for name, args, kwargs in TONEMAP:
+        node = node.filter(name, *args, **kwargs)
+    return node
+
+
+def tonemap_filters() -> str:
+    """The same tone-mapping as a -vf string (for single-frame extraction)."""
+    return ",".join(f"{name}=" + ":".join([*args, *(f"{k}={v}" for k, v in kwargs.items())])
+                    for name, args, kwargs in TONEMAP)
 
 
 def _blur_pad(node: Any, plan: VideoPlan, scale_args: dict[str, str]) -> Any:

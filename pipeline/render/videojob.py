@@ -11,8 +11,9 @@ from pipeline.checks import check_video
 from pipeline.errors import InputError, PipelineError, RenderError
 from pipeline.metadata import PhotoMeta
 from pipeline.model import Job, JobResult, PhotoInfo, VariantResult, VideoInfo, VideoPlan
-from pipeline.outputs import sha256_file
+from pipeline.outputs import sha256_file, temp_path
 from pipeline.planning import plan_video
+from pipeline.planning.video import window
 from pipeline.probe import probe_video
 from pipeline.render.cover import cover
 from pipeline.render.photo import Master
@@ -54,12 +55,8 @@ def _covers(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
     todo = plan_photos(job, frame, presets, digest, out)
     if not todo:
         return
-    start, end = 0, info.duration_ms
-    if job.choices.trim:
-        start = max(0, round(job.choices.trim[0] * 1000))
-        end = min(end, round(job.choices.trim[1] * 1000))
     try:
-        chosen = cover(job.asset.path, info, (start, end), job.asset.label)
+        chosen = cover(job.asset.path, info, window(info, job.choices), job.asset.label)
     except RenderError as exc:
         all_failed(job, todo, exc, out)
         return
@@ -92,8 +89,7 @@ def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> N
 
 def temp_paths(job: Job, todo: list[tuple[Preset, VideoPlan]]) -> list[Path]:
     """Hidden names beside each final output, for ffmpeg to write into."""
-    finals = [job.out_dir / plan.output for _, plan in todo]
-    return [f.parent / f".{f.name}.{os.getpid()}.part" for f in finals]
+    return [temp_path(job.out_dir / plan.output) for _, plan in todo]
 
 
 def cleanup(temps: list[Path]) -> None:
