@@ -162,6 +162,10 @@ def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
             click.echo(f"{p['preset']:26} {p['fit']:8} {p['size'][0]}x{p['size'][1]}  "
                        f"crop ({crop['left']:.0f},{crop['top']:.0f})-({crop['right']:.0f},"
                        f"{crop['bottom']:.0f})  scale {p['scale']:.3f}  -> {p['output']}")
+            for start, end in p.get("segments", ()):
+                click.echo(f"{'':26} keeps {start / 1000:.2f}-{end / 1000:.2f} s")
+            for note in p.get("cut_notes", ()):
+                click.echo(f"{'':26} cut: {note}")
             for w in p["warnings"]:
                 click.echo(f"{'':26} warning: {w}")
     sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)

@@ -11,10 +11,12 @@ import os
 import subprocess
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from pipeline.errors import RenderError
 
 STDERR_TAIL_LINES = 15
+GLOBAL_ARGS = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
 _DIAGNOSES = (
     ("No space left on device", "the output disk is full; free space and render again"),
     ("Permission denied", "the output folder is not writable; check --out"),
@@ -53,6 +55,12 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def compile_argv(node: Any, exe: str) -> list[str]:
+    """The argv of an ffmpeg-python graph, with the quiet, non-interactive options."""
+    argv: list[str] = node.compile(cmd=exe)
+    return [argv[0], *GLOBAL_ARGS, *argv[1:]]
 
 
 def run_ffmpeg(argv: Sequence[str], label: str) -> None:

@@ -195,6 +195,7 @@ class VideoPlan:
     background: str
     key: str
     warnings: tuple[str, ...] = ()
+    cut_notes: tuple[str, ...] = ()     # why the cuts fell where they did
 
     @property
     def duration_ms(self) -> int:
@@ -204,6 +205,7 @@ class VideoPlan:
         out = asdict(self)
         out["fps"] = str(self.fps)
         out["warnings"] = list(self.warnings)
+        out["cut_notes"] = list(self.cut_notes)
         out["segments"] = [list(s) for s in self.segments]
         return out
 

@@ -165,7 +165,7 @@ class AiDisclosure(Strict):
 
 
 FitMode = Literal["crop", "pad", "blur-pad"]
-CutStrategy = Literal["head", "split"]
+CutStrategy = Literal["head", "split", "best"]
 X264Speed = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                     "slower", "veryslow"]
 MetadataPolicy = Literal["keep", "default", "strip"]
@@ -213,7 +213,8 @@ class Preset(Strict):
     # Video encoding (H.264 with x264, AAC-LC).
     cut: CutStrategy = Field(
         default="head", description="head: the first duration.max seconds; split: consecutive "
-                                    "balanced parts, each within duration min-max")
+                                    "balanced parts, each within duration min-max; best: the "
+                                    "liveliest duration.max seconds (motion and sound)")
     crf: int = Field(default=20, ge=0, le=51, description="x264 constant rate factor")
     speed: X264Speed = Field(default="medium", description="x264 preset: speed against size")
     h264_profile: Literal["baseline", "main", "high"] = "high"

@@ -13,6 +13,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def analysis_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test, and every CLI it runs, caches analyses in a folder of its own run."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["REPURPOSE_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def astronaut() -> Image.Image:
     from skimage import data

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from videomedia import ffmpeg_exe, make_video, video_presets_dir
+from videomedia import ffmpeg_exe, make_story, make_video, video_presets_dir
 
 from pipeline.model import Asset
 from pipeline.probe import probe_video
@@ -107,6 +107,21 @@ def test_split_and_head_cuts(tmp_path):
         assert info(tmp_path / "out" / path).duration_ms == pytest.approx(1667, abs=80)
     (head,) = [r for r in report.results if r.preset == "tv-head"]
     assert info(tmp_path / "out" / head.path).duration_ms == pytest.approx(2000, abs=80)
+
+
+def test_best_cut_keeps_the_lively_shot(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPURPOSE_CACHE", str(tmp_path / "cache"))
+    master = make_story(tmp_path / "story.mp4", [
+        ("color=c=gray", None, 4), ("testsrc2", "sine=f=440", 3.2), ("color=c=navy", None, 4)])
+    report = render(tmp_path, master, "tv-best")
+    (result,) = report.results
+    assert result.status == "rendered", report.errors
+    (start, end), = result.plan["segments"]
+    assert (start, end) == (4000, 7000)          # from the shot change, 3 s of the busy shot
+    made = tmp_path / "out" / result.path
+    assert info(made).duration_ms == pytest.approx(3000, abs=80)
+    first, last = frame_at(made, 0.1), frame_at(made, 2.8)
+    assert first.std() > 30 and last.std() > 30   # test pattern throughout, no flat grey
 
 
 def test_tiny_and_short_masters(tmp_path):

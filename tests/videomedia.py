@@ -28,6 +28,10 @@ VIDEO_PRESETS = """\
 - id: tv-head
   extends: tv-wide
   duration: {min: 1, max: 2, recommended_max: 2}
+- id: tv-best
+  extends: tv-wide
+  duration: {min: 1, max: 3, recommended_max: 3}
+  cut: best
 """
 
 
@@ -54,3 +58,22 @@ def video_presets_dir(tmp_path: Path) -> Path:
     folder.mkdir(exist_ok=True)
     (folder / "video.yaml").write_text(VIDEO_PRESETS)
     return folder
+
+
+def make_story(out: Path, scenes: list[tuple[str, str | None, float]], size: str = "320x240",
+               rate: int = 30) -> Path:
+    """A master of consecutive shots: each (lavfi picture, lavfi mono sound or None for silence,
+    seconds), joined with hard cuts, e.g. ("color=c=navy", "sine=f=440", 4)."""
+    inputs, labels = [], []
+    for index, (picture, sound, seconds) in enumerate(scenes):
+        joint = ":" if "=" in picture else "="
+        inputs += ["-f", "lavfi", "-i", f"{picture}{joint}s={size}:r={rate}:d={seconds}"]
+        audio = (f"{sound}:r=48000:d={seconds}" if sound else
+                 f"anullsrc=r=48000:cl=mono:d={seconds}")
+        inputs += ["-f", "lavfi", "-i", audio]
+        labels.append(f"[{2 * index}:v][{2 * index + 1}:a]")
+    graph = "".join(labels) + f"concat=n={len(scenes)}:v=1:a=1[v][a]"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *inputs, "-filter_complex", graph,
+                    "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", str(out)], check=True)
+    return out

@@ -3,8 +3,9 @@ plans of one preset (several when a split cuts the master into parts).
 
 Cuts work in integer milliseconds of the master's timeline: `trim` from
 shoot.yaml narrows the usable window, then `head` keeps the first
-duration.max of it and `split` makes balanced consecutive parts, each within
-duration min-max.
+duration.max of it, `split` makes balanced consecutive parts, each within
+duration min-max, and `best` keeps the liveliest duration.max. Split and
+best cuts move to shot changes and quiet moments (planning.cuts).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import math
 from dataclasses import replace
 from fractions import Fraction
 
+from pipeline.analysis import Analysis
 from pipeline.model import VideoInfo, VideoPlan
 from pipeline.planning.common import Choices, PlanError, fit_geometry, output_path, plan_key
+from pipeline.planning.cuts import Cut, Signals, tolerance
 from pipeline.schema import Preset
 
 MUX_OVERHEAD = 0.94        # share of a file-size budget left for the streams themselves
@@ -23,14 +26,14 @@ NO_CAP_ABOVE_KBPS = 100_000  # a size budget this generous never binds: leave x2
 
 
 def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str, stem: str,
-               source_digest: str) -> list[VideoPlan]:
+               source_digest: str, analysis: Analysis | None = None) -> list[VideoPlan]:
     """Plan every part of one video preset; PlanError when it cannot be met."""
     geometry = fit_geometry(info.width, info.height, preset, choices.focus, source, even=True)
-    segments = cut(info, preset, choices, source)
+    segments = cut(info, preset, choices, source, analysis)
     fps, fps_notes = output_fps(info, preset)
     audio = preset.audio
     plans = []
-    for number, segment in enumerate(segments, 1):
+    for number, (segment, cut_notes) in enumerate(segments, 1):
         part = number if len(segments) > 1 else None
         seconds = (segment[1] - segment[0]) / 1000
         audio_kbps = audio.bitrate_kbps if audio else 128
@@ -48,7 +51,7 @@ def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str
             loudness=(preset.loudness.integrated_lufs, preset.loudness.true_peak_dbtp)
             if preset.loudness else None,
             max_bytes=preset.max_file_size, background=preset.background, key="",
-            warnings=geometry.warnings + fps_notes)
+            warnings=geometry.warnings + fps_notes, cut_notes=cut_notes)
         plans.append(replace(plan, key=plan_key(plan.to_dict(), preset, source_digest)))
     return plans
 
@@ -62,8 +65,21 @@ def window(info: VideoInfo, choices: Choices) -> tuple[int, int]:
     return start, end
 
 
-def cut(info: VideoInfo, preset: Preset, choices: Choices, source: str) -> list[tuple[int, int]]:
-    """The kept [start, end) milliseconds of each output part."""
+def needs_analysis(info: VideoInfo, preset: Preset, choices: Choices) -> bool:
+    """Whether this preset's cut depends on the master's analysis."""
+    start, end = window(info, choices)
+    longest = preset.duration.max if preset.duration and preset.duration.max else None
+    return preset.cut != "head" and longest is not None and end - start > longest
+
+
+Part = tuple[tuple[int, int], tuple[str, ...]]     # kept [start, end) ms, and why cut there
+
+
+def cut(info: VideoInfo, preset: Preset, choices: Choices, source: str,
+        analysis: Analysis | None = None) -> list[Part]:
+    """The kept [start, end) milliseconds of each output part, with notes on
+    where its cuts fell. `head` is exact; `split` and `best` move their cuts
+    to shot changes or quiet moments when an analysis is given."""
     start, end = window(info, choices)
     length = end - start
     spec = preset.duration
@@ -74,14 +90,46 @@ def cut(info: VideoInfo, preset: Preset, choices: Choices, source: str) -> list[
                         f"{shortest / 1000:g} s", path=source, preset=preset.id,
                         hint="use a longer master, or trim less of it in shoot.yaml")
     if preset.cut == "head" or length <= longest:
-        return [(start, start + min(length, longest))]
+        return [((start, start + min(length, longest)), ())]
+    signals = Signals(analysis) if analysis else None
+    if preset.cut == "best":
+        if signals is None:
+            return [((start, start + longest), ("no analysis of the master: kept its start",))]
+        return [_best(signals, start, end, shortest, longest)]
     parts = _balanced_parts(length, shortest, longest)
     if parts is None:
         raise PlanError(f"{length / 1000:.1f} s cannot be split into parts of "
                         f"{shortest / 1000:g}-{longest / 1000:g} s", path=source,
                         preset=preset.id, hint="trim the master, or use cut: head")
-    edges = [start + round(length * i / parts) for i in range(parts + 1)]
-    return list(zip(edges, edges[1:], strict=False))
+    edges = [Cut(start + round(length * i / parts), "") for i in range(parts + 1)]
+    if signals:
+        slack = tolerance(length // parts)
+        for k in range(1, parts):
+            left, after = edges[k - 1].at, parts - k
+            low = max(left + shortest, end - after * longest, edges[k].at - slack)
+            high = min(left + longest, end - after * shortest, edges[k].at + slack)
+            edges[k] = signals.snap(edges[k].at, low, high)
+    return [((a.at, b.at), _notes(a, b)) for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def _best(signals: Signals, start: int, end: int, shortest: int, longest: int) -> Part:
+    nominal = signals.best_start(start, end, longest)
+    slack = tolerance(longest)
+    first = signals.snap(nominal, max(start, nominal - slack),
+                         min(nominal + slack, end - longest))
+    stop = min(first.at + longest, end)
+    last = signals.snap(stop, max(first.at + shortest, stop - slack), stop)
+    lively = f"the liveliest {longest / 1000:g} s of the master (motion and sound)"
+    return (first.at, last.at), (lively, *_notes(first, last))
+
+
+def _notes(first: Cut, last: Cut) -> tuple[str, ...]:
+    notes = []
+    if first.reason:
+        notes.append(f"starts at {first.at / 1000:.2f} s on a {first.reason}")
+    if last.reason:
+        notes.append(f"ends at {last.at / 1000:.2f} s on a {last.reason}")
+    return tuple(notes)
 
 
 def _balanced_parts(length: int, shortest: int, longest: int) -> int | None:

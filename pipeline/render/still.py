@@ -18,7 +18,7 @@ from typing import Any
 import ffmpeg
 
 from pipeline.errors import RenderError
-from pipeline.ffmpeg import ffmpeg_exe, run_ffmpeg
+from pipeline.ffmpeg import compile_argv, ffmpeg_exe, run_ffmpeg
 from pipeline.loudness import Gain, gain_for, measure
 from pipeline.model import (
     AudioStream,
@@ -33,7 +33,7 @@ from pipeline.model import (
 from pipeline.planning import plan_video
 from pipeline.render.photo import Master, compose
 from pipeline.render.results import all_failed, plan_each
-from pipeline.render.video import GLOBAL_ARGS, encoder_args, rate
+from pipeline.render.video import encoder_args, rate
 from pipeline.schema import Preset
 
 PUSH_IN = 0.06          # the picture grows by 6 % over the clip
@@ -102,8 +102,7 @@ def build_argv(frames: list[Path], plans: list[VideoPlan], outputs: list[Path],
             parts.append(audio)
         outs.append(ffmpeg.output(*parts, str(target), t=f"{seconds:.3f}",
                                   **encoder_args(plan, "strip")))
-    argv: list[str] = ffmpeg.merge_outputs(*outs).compile(cmd=exe)
-    return [argv[0], *GLOBAL_ARGS, *argv[1:]]
+    return compile_argv(ffmpeg.merge_outputs(*outs), exe)
 
 
 def render_stills(job: Job, master: Master, todo: list[tuple[Preset, VideoPlan]],

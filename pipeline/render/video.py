@@ -18,11 +18,10 @@ from typing import Any
 
 import ffmpeg
 
-from pipeline.ffmpeg import ffmpeg_exe, run_ffmpeg
+from pipeline.ffmpeg import compile_argv, ffmpeg_exe, run_ffmpeg
 from pipeline.loudness import Gain, Measured, gain_for, measure
 from pipeline.model import VideoPlan
 
-GLOBAL_ARGS = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
 BLUR_SHRINK = 8            # the blur-pad backdrop is blurred at 1/8 of the frame
 
 
@@ -51,8 +50,7 @@ def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
             gain = gains[index] if index < len(gains) else None
             parts.append(_audio_chain(audio_in, plan, first, gain))
         outs.append(ffmpeg.output(*parts, str(target), **encoder_args(plan, metadata)))
-    argv: list[str] = ffmpeg.merge_outputs(*outs).compile(cmd=exe)
-    return [argv[0], *GLOBAL_ARGS, *argv[1:]]
+    return compile_argv(ffmpeg.merge_outputs(*outs), exe)
 
 
 def _seconds(ms: int) -> str:

@@ -7,13 +7,14 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from pipeline.analysis import Analysis, analyze_video
 from pipeline.checks import check_video
 from pipeline.errors import InputError, PipelineError, RenderError
 from pipeline.metadata import PhotoMeta
 from pipeline.model import Job, JobResult, PhotoInfo, VariantResult, VideoInfo, VideoPlan
 from pipeline.outputs import sha256_file, temp_path
 from pipeline.planning import plan_video
-from pipeline.planning.video import window
+from pipeline.planning.video import needs_analysis, window
 from pipeline.probe import probe_video
 from pipeline.render.cover import cover
 from pipeline.render.photo import Master
@@ -68,9 +69,23 @@ def _covers(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
 
 def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
               out: JobResult) -> list[tuple[Preset, VideoPlan]]:
-    return plan_each(job, presets, lambda preset: plan_video(
-        info, preset, job.choices, source=job.asset.label, stem=job.stem,
-        source_digest=digest), out)
+    analysis: Analysis | None = None
+    failure: tuple[str, ...] = ()
+    if any(needs_analysis(info, preset, job.choices) for preset in presets):
+        try:
+            analysis = analyze_video(job.asset.path, info, digest, job.asset.label)
+        except RenderError as exc:    # cuts then fall where planned, without the analysis
+            failure = (f"analysis failed, so cuts were not moved to shot changes or quiet "
+                       f"moments: {exc.message}",)
+
+    def plan(preset: Preset) -> list[VideoPlan]:
+        plans = plan_video(info, preset, job.choices, source=job.asset.label, stem=job.stem,
+                           source_digest=digest, analysis=analysis)
+        if failure and needs_analysis(info, preset, job.choices):
+            plans = [replace(p, warnings=p.warnings + failure) for p in plans]
+        return plans
+
+    return plan_each(job, presets, plan, out)
 
 
 def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> None:
