@@ -124,6 +124,38 @@ def test_best_cut_keeps_the_lively_shot(tmp_path, monkeypatch):
     assert first.std() > 30 and last.std() > 30   # test pattern throughout, no flat grey
 
 
+def frames_of(path: Path) -> list[tuple[float, bool, np.ndarray]]:
+    with av.open(str(path)) as container:
+        return [(round(float(f.time), 3), f.key_frame, f.to_ndarray(format="gray"))
+                for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("member,start", [("tv-tall-short", 0.0), ("tv-tall-best", 4.0)])
+def test_cut_only_variants_share_one_encode(tmp_path, monkeypatch, member, start):
+    """A 2.5 s head, or a best window from 4 s, of the same crop as a full-length
+    variant: its pictures are the full variant's packets, copied."""
+    monkeypatch.setenv("REPURPOSE_CACHE", str(tmp_path / "cache"))
+    master = make_story(tmp_path / "story.mp4", [
+        ("color=c=gray", "sine=f=220", 4), ("testsrc2", "sine=f=440", 3.2),
+        ("color=c=navy", "sine=f=330", 4)])
+    report = render(tmp_path, master, "tv-tall", member)
+    assert not report.errors, report.errors
+    made = {r.preset: r for r in report.results}
+    assert all(c.ok for r in made.values() for c in r.checks)
+    carrier = frames_of(tmp_path / "out" / made["tv-tall"].path)
+    cut = frames_of(tmp_path / "out" / made[member].path)
+    seconds = made[member].plan["segments"][0]
+    length = (seconds[1] - seconds[0]) / 1000
+    assert len(cut) == round(length * 30) and cut[0][0] == 0 and cut[0][1]
+    first = round(start * 30)
+    # Copied, not re-encoded: every picture is bit-identical to the carrier's.
+    assert all(np.array_equal(a[2], b[2]) for a, b in zip(cut, carrier[first:], strict=False))
+    # IDR frames forced at both cuts (neither falls on the 2 s keyframe grid)
+    assert carrier[first][1] and carrier[first + len(cut)][1]
+    sound = info(tmp_path / "out" / made[member].path)
+    assert sound.audio and sound.duration_ms == pytest.approx(length * 1000, abs=70)
+
+
 def test_tiny_and_short_masters(tmp_path):
     tiny = make_video(tmp_path / "tiny.mp4", size="64x48")
     report = render(tmp_path, tiny, "tv-wide", "tv-tall")

@@ -69,3 +69,42 @@ def test_blur_pad_and_filter_escaping():
     assert "boxblur" in graph and "overlay" in graph and "split=2" in graph
     assert argv[-1] == "/out/youtube-short/it's: [odd], name.mp4"   # a path, never parsed
     assert "-i" in argv and argv[argv.index("-i") + 1] == "/in/m.mp4"
+
+
+def test_only_cut_differences_share_an_encode():
+    from dataclasses import replace
+
+    from pipeline.render.shared import Family, families, keyframes
+
+    (base,) = plan_video(master(), CATALOG.get("tiktok-video"), Choices(), source="m",
+                         stem="m", source_digest="0")
+    plans = [base,                                         # 0-75 s: the carrier
+             replace(base, segments=((0, 15_000),)),       # a head inside it
+             replace(base, segments=((20_000, 30_000),)),  # a best window inside it
+             replace(base, segments=((0, 15_000),), crf=23),            # other encoder
+             replace(base, segments=((0, 15_000),), crop=replace(base.crop, left=2)),
+             replace(base, segments=((0, 37_500), (37_500, 75_000)))]  # two ranges
+    assert families(plans) == [Family(0, (1, 2))]
+    assert keyframes(plans, families(plans)[0]) == pytest.approx(
+        [14.9983, 20.0033, 30.0133], abs=1e-4)  # half a frame before the first frame of each
+    # Split parts of one preset never contain each other: nothing to share.
+    parts = plan_video(master(), CATALOG.get("tiktok-video").model_copy(
+        update={"cut": "split", "duration": CATALOG.get("tiktok-video").duration.model_copy(
+            update={"max": 30_000})}), Choices(), source="m", stem="m", source_digest="0")
+    assert len(parts) == 3 and families(parts) == []
+
+
+def test_shared_encode_argv_forces_idr_frames_and_audio_only_outputs():
+    from dataclasses import replace
+
+    (base,) = plan_video(master(), CATALOG.get("tiktok-video"), Choices(), source="m",
+                         stem="m", source_digest="0")
+    short = replace(base, segments=((0, 15_000),), output="tiktok-video/short.mp4")
+    argv = build_argv(Path("/in/m.mp4"), [base, short], [Path("/o/a.mp4"), Path("/o/b.m4a")],
+                      pictures=[True, False], keyframes=[(14.9983,), ()])
+    assert argv[argv.index("-force_key_frames") + 1] == "14.9983"
+    assert argv[argv.index("-forced-idr") + 1] == "1"
+    graph = argv[argv.index("-filter_complex") + 1]
+    assert "split" not in graph.replace("asplit", "")         # one picture chain only
+    audio_only = argv[argv.index("/o/a.mp4") + 1:]
+    assert "-c:v" not in audio_only and "aac" in audio_only

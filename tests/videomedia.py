@@ -28,6 +28,13 @@ VIDEO_PRESETS = """\
 - id: tv-head
   extends: tv-wide
   duration: {min: 1, max: 2, recommended_max: 2}
+- id: tv-tall-short
+  extends: tv-tall
+  duration: {min: 1, max: 2.5, recommended_max: 2.5}
+- id: tv-tall-best
+  extends: tv-tall
+  duration: {min: 1, max: 3, recommended_max: 3}
+  cut: best
 - id: tv-best
   extends: tv-wide
   duration: {min: 1, max: 3, recommended_max: 3}

@@ -21,35 +21,47 @@ import ffmpeg
 from pipeline.ffmpeg import compile_argv, ffmpeg_exe, run_ffmpeg
 from pipeline.loudness import Gain, Measured, gain_for, measure
 from pipeline.model import VideoPlan
+from pipeline.render.shared import derive, families, keyframes
 
 BLUR_SHRINK = 8            # the blur-pad backdrop is blurred at 1/8 of the frame
 
 
 def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path],
                exe: str = "ffmpeg", metadata: str = "default",
-               gains: Sequence[Gain | None] = ()) -> list[str]:
+               gains: Sequence[Gain | None] = (), *, pictures: Sequence[bool] = (),
+               keyframes: Sequence[Sequence[float]] = ()) -> list[str]:
     """The ffmpeg command that renders every plan of one master in one pass.
-    `gains` (one per plan) are the measured loudness corrections."""
+    `gains` (one per plan) are the measured loudness corrections; a plan whose
+    `pictures` entry is False gets only its audio (its picture is derived from
+    a shared encode); `keyframes` are seconds of each output that must start
+    an IDR frame."""
     first = min(start for plan in plans for start, _ in plan.segments)
     last = max(end for plan in plans for _, end in plan.segments)
     stream = ffmpeg.input(str(source), ss=_seconds(first), t=_seconds(last - first))
+    drawn = [not pictures or pictures[i] for i in range(len(plans))]
     picture = stream.video
-    if any(plan.tonemap for plan in plans):     # once per master, before the fan-out
-        picture = _tonemap(picture)
-    videos = picture.filter_multi_output("split", len(plans)) if len(plans) > 1 else None
+    if any(plan.tonemap for plan, draw in zip(plans, drawn, strict=True) if draw):
+        picture = _tonemap(picture)           # once per master, before the fan-out
+    videos = (picture.filter_multi_output("split", sum(drawn)) if sum(drawn) > 1 else None)
     with_audio = [p for p in plans if p.audio]
     audios = (stream.audio.filter_multi_output("asplit", len(with_audio))
               if len(with_audio) > 1 else None)
-    outs, audio_index = [], 0
+    outs, video_index, audio_index = [], 0, 0
     for index, (plan, target) in enumerate(zip(plans, outputs, strict=True)):
-        video = _video_chain(videos[index] if videos else picture, plan, first)
-        parts = [video]
+        parts = []
+        if drawn[index]:
+            parts.append(_video_chain(videos[video_index] if videos else picture, plan, first))
+            video_index += 1
         if plan.audio:
             audio_in = audios[audio_index] if audios else stream.audio
             audio_index += 1
             gain = gains[index] if index < len(gains) else None
             parts.append(_audio_chain(audio_in, plan, first, gain))
-        outs.append(ffmpeg.output(*parts, str(target), **encoder_args(plan, metadata)))
+        args = encoder_args(plan, metadata) if drawn[index] else audio_args(plan)
+        if index < len(keyframes) and keyframes[index]:
+            args["force_key_frames"] = ",".join(f"{t:.4f}" for t in keyframes[index])
+            args["forced-idr"] = 1
+        outs.append(ffmpeg.output(*parts, str(target), **args))
     return compile_argv(ffmpeg.merge_outputs(*outs), exe)
 
 
@@ -141,23 +153,50 @@ def encoder_args(plan: VideoPlan, metadata: str) -> dict[str, Any]:
         args["maxrate"] = f"{plan.maxrate_kbps}k"
         args["bufsize"] = f"{plan.maxrate_kbps * 2}k"
     if plan.audio:
-        args.update({"c:a": "aac", "b:a": f"{plan.audio_kbps}k", "ar": plan.sample_rate,
-                     "ac": plan.channels})
+        args.update(_aac(plan))
     return args
+
+
+def audio_args(plan: VideoPlan) -> dict[str, Any]:
+    """An audio-only MP4 of a plan's sound, for a variant whose picture is shared."""
+    return {"f": "mp4", **_aac(plan), "map_metadata": -1, "map_chapters": -1}
+
+
+def _aac(plan: VideoPlan) -> dict[str, Any]:
+    return {"c:a": "aac", "b:a": f"{plan.audio_kbps}k", "ar": plan.sample_rate,
+            "ac": plan.channels}
 
 
 def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path], label: str,
                metadata: str = "default") -> list[Measured | None]:
-    """Render every plan into its output path with one ffmpeg run; return the
-    loudness measured on each plan's kept audio (None without a target)."""
+    """Render every plan into its output path with one ffmpeg run (variants that
+    differ only in their cut share one picture encode); return the loudness
+    measured on each plan's kept audio (None without a target)."""
     for target in outputs:
         target.parent.mkdir(parents=True, exist_ok=True)
     measured = _measure_segments(source, plans)
     gains = [gain_for(m, *p.loudness) if p.loudness and p.audio else None
              for m, p in zip(measured, plans, strict=True)]
-    # Absolute paths: a name starting with "-" is then never read as an option.
-    run_ffmpeg(build_argv(source.absolute(), plans, [o.absolute() for o in outputs],
-                          ffmpeg_exe(), metadata, gains), label)
+    shared = families(plans)
+    derived = {i: family for family in shared for i in family.derived}
+    sounds = {i: outputs[i].with_name(outputs[i].name + ".m4a") for i in derived
+              if plans[i].audio}
+    # Derived variants without audio need nothing from the pass; the rest do.
+    run = [i for i in range(len(plans)) if i not in derived or i in sounds]
+    marks = {family.carrier: keyframes(plans, family) for family in shared}
+    try:
+        # Absolute paths: a name starting with "-" is then never read as an option.
+        run_ffmpeg(build_argv(source.absolute(), [plans[i] for i in run],
+                              [sounds.get(i, outputs[i]).absolute() for i in run],
+                              ffmpeg_exe(), metadata, [gains[i] for i in run],
+                              pictures=[i not in derived for i in run],
+                              keyframes=[marks.get(i, ()) for i in run]), label)
+        for index, family in derived.items():
+            derive(outputs[family.carrier], plans[family.carrier], plans[index],
+                   sounds.get(index), outputs[index], label)
+    finally:
+        for sound in sounds.values():
+            sound.unlink(missing_ok=True)
     return measured
 
 
