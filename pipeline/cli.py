@@ -90,7 +90,7 @@ def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
     bar = ProgressBar()
     try:
         report = run(list(sources), out_dir, list(presets_dirs), only, force, dry_run, jobs,
-                     progress=bar.advance, on_start=bar.start)
+                     on_start=bar.start, on_fraction=bar.moved)
     finally:
         bar.finish()
     for note in report.notes:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import IO, Any
 
 from pipeline.errors import RenderError
+from pipeline.progress import report, reporting
 
 STDERR_TAIL_LINES = 15
 GLOBAL_ARGS = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
@@ -63,20 +65,48 @@ def compile_argv(node: Any, exe: str) -> list[str]:
     return [argv[0], *GLOBAL_ARGS, *argv[1:]]
 
 
-def run_ffmpeg(argv: Sequence[str], label: str) -> None:
-    """Run one ffmpeg command to the end; on any interruption the child is killed."""
-    try:
-        done = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, check=False)
-    except OSError as exc:
-        raise FfmpegError(f"cannot start ffmpeg: {exc}", argv=argv, path=label,
-                          hint="set REPURPOSE_FFMPEG to an ffmpeg binary, or reinstall "
-                               "imageio-ffmpeg") from exc
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.decode("utf-8", "replace").strip().splitlines()[
+def run_ffmpeg(argv: Sequence[str], label: str, seconds: float | None = None) -> None:
+    """Run one ffmpeg command to the end; on any interruption the child is killed.
+    With `seconds` (the length of media it will write) it reports its progress."""
+    argv = list(argv)
+    watch = bool(seconds) and reporting()
+    if watch:
+        argv[1:1] = ["-progress", "pipe:1", "-stats_period", "0.25", "-nostats"]
+    with tempfile.TemporaryFile() as said:
+        try:
+            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE if watch else subprocess.DEVNULL,
+                                     stderr=said)
+        except OSError as exc:
+            raise FfmpegError(f"cannot start ffmpeg: {exc}", argv=argv, path=label,
+                              hint="set REPURPOSE_FFMPEG to an ffmpeg binary, or reinstall "
+                                   "imageio-ffmpeg") from exc
+        try:
+            if watch and child.stdout is not None and seconds:
+                _follow(child.stdout, seconds)
+            code = child.wait()
+        except BaseException:
+            child.kill()
+            child.wait()
+            raise
+        finally:
+            if child.stdout is not None:
+                child.stdout.close()
+        said.seek(0)
+        stderr = said.read()
+    if code != 0:
+        tail = "\n".join(stderr.decode("utf-8", "replace").strip().splitlines()[
             -STDERR_TAIL_LINES:])
-        raise FfmpegError(f"ffmpeg failed (exit {done.returncode}): {_last_error(tail)}",
+        raise FfmpegError(f"ffmpeg failed (exit {code}): {_last_error(tail)}",
                           argv=argv, stderr_tail=tail, path=label, hint=diagnose(tail))
+
+
+def _follow(lines: IO[bytes], seconds: float) -> None:
+    """Report ffmpeg's `-progress` output (out_time_us=...) as a share of `seconds`."""
+    for line in lines:
+        key, _, value = line.partition(b"=")
+        if key == b"out_time_us" and value.strip().isdigit():
+            report(int(value) / 1e6 / seconds)
 
 
 def diagnose(stderr: str) -> str:

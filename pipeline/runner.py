@@ -7,11 +7,14 @@ first job, in parallel, so start-up stays short.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from pipeline.outputs import (
     write_manifest,
 )
 from pipeline.planning import Choices, output_path
+from pipeline.progress import set_sink
 from pipeline.shoot import ShootContext, load_shoot
 
 
@@ -54,6 +58,7 @@ class Report:
 
 
 Progress = Callable[[JobResult], None]
+Fraction = Callable[[int, float], None]
 
 
 def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (),
@@ -99,7 +104,10 @@ def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Seque
 def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (),
         only: Sequence[str] = (), force: bool = False, dry_run: bool = False,
         jobs: int | None = None, progress: Progress | None = None,
-        on_start: Callable[[int], None] | None = None) -> Report:
+        on_start: Callable[[int], None] | None = None,
+        on_fraction: Fraction | None = None) -> Report:
+    """Render everything; `progress` gets each master's result as it is done,
+    `on_fraction` (master number, share done) follows each master's encode."""
     previous = load_previous(out_dir)
     planned = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run, previous)
     errors = planned.errors
@@ -113,7 +121,7 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
             if progress:
                 progress(outcome)
 
-        _execute(planned.jobs, jobs or os.cpu_count() or 1, take)
+        _execute(planned.jobs, jobs or os.cpu_count() or 1, take, on_fraction)
     finally:
         planned.found.cleanup()
     body = manifest(results, errors, planned.notes, still_present(out_dir, previous))
@@ -122,31 +130,70 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
     return Report(results, errors, planned.notes, body)
 
 
-def _execute(planned: list[Job], workers: int, take: Callable[[JobResult], None]) -> None:
+def _execute(planned: list[Job], workers: int, take: Callable[[JobResult], None],
+             on_fraction: Fraction | None) -> None:
     """Run every job, handing each result to `take` as it arrives. On an
     interruption, jobs not yet started are cancelled and running ones finish."""
     if workers <= 1 or len(planned) <= 1:
-        for job in planned:
-            take(_work(job))
+        for number, job in enumerate(planned):
+            if on_fraction:
+                set_sink(partial(on_fraction, number))
+            try:
+                take(_work(job))
+            finally:
+                set_sink(None)
+            if on_fraction:
+                on_fraction(number, 1.0)
         return
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(planned)))
+    context = multiprocessing.get_context()
+    reports = context.SimpleQueue()
+    # One thread hands the workers' reports on, so `on_fraction` is never called concurrently.
+    relay = threading.Thread(target=_relay, args=(reports, on_fraction), daemon=True)
+    relay.start()
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(planned)), mp_context=context,
+                               initializer=_start_worker, initargs=(reports,))
     try:
-        futures = {pool.submit(_work, job): job for job in planned}
+        futures = {pool.submit(_work, job, number): (number, job)
+                   for number, job in enumerate(planned)}
         for future in as_completed(futures):
+            number, job = futures[future]
             try:
                 outcome = future.result()
             except BrokenProcessPool:
                 # A worker was killed (out of memory, a signal): its masters fail, clearly.
-                job = futures[future]
                 outcome = JobResult(errors=[RenderError(
                     "the process rendering this master stopped unexpectedly", path=job.asset.label,
                     hint="it may have run out of memory; retry with --jobs 1")])
+            reports.put((number, 1.0))
             take(outcome)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        reports.put(None)
+        relay.join()
 
 
-def _work(job: Job) -> JobResult:
+def _relay(reports: Any, on_fraction: Fraction | None) -> None:
+    while (item := reports.get()) is not None:
+        if on_fraction:
+            on_fraction(*item)
+
+
+_reports: Any = None
+
+
+def _start_worker(reports: Any) -> None:
+    global _reports
+    _reports = reports
+
+
+def _work(job: Job, number: int | None = None) -> JobResult:
     from pipeline.render.jobs import render_job
 
-    return render_job(job)
+    if number is not None and _reports is not None:
+        reports = _reports
+        set_sink(lambda fraction: reports.put((number, fraction)))
+    try:
+        return render_job(job)
+    finally:
+        if number is not None:
+            set_sink(None)

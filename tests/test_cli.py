@@ -182,7 +182,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
         shown += chunk
     os.close(main)
     assert proc.returncode == 0
-    assert b"rendering" in shown and b"3/3" in shown
+    assert b"rendering 3 masters" in shown and b"100%" in shown
     piped = run_cli(*args[3:])
     assert piped.returncode == 0 and "rendering" not in piped.stderr
 

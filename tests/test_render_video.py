@@ -267,3 +267,19 @@ def test_hostile_video_names_end_to_end(tmp_path):
     made = sorted(p.name for p in (tmp_path / "out" / "tv-wide").iterdir())
     assert made == sorted(str(Path(n).with_suffix(".mp4")) for n in names)
     assert not (tmp_path / "pwned").exists() and not (shoot / "pwned").exists()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_progress_follows_each_master_encode(tmp_path, jobs):
+    masters = [make_video(tmp_path / f"m{n}.mp4", seconds=4, size="640x360") for n in (1, 2)]
+    seen: list[tuple[int, float]] = []
+    report = run(masters, tmp_path / "out", [video_presets_dir(tmp_path)], ["tv-wide"],
+                 jobs=jobs, on_fraction=lambda job, share: seen.append((job, share)))
+    assert not report.errors
+    for job in (0, 1):
+        shares = [share for number, share in seen if number == job]
+        assert shares[-1] == 1.0 and all(0 <= s <= 1 for s in shares)
+        # ffmpeg's own reports come before the job's end: its last one is the whole clip.
+        from_ffmpeg = shares[:-1]
+        assert from_ffmpeg and from_ffmpeg[-1] == pytest.approx(1.0, abs=0.05), shares
+        assert from_ffmpeg == sorted(from_ffmpeg)

@@ -126,7 +126,7 @@ def render_stills(job: Job, master: Master, todo: list[tuple[Preset, VideoPlan]]
         try:
             run_ffmpeg(build_argv(frames, [p for _, p in todo], [t.absolute() for t in temps],
                                   bed.absolute() if bed else None, gains, ffmpeg_exe()),
-                       job.asset.label)
+                       job.asset.label, seconds=max(p.duration_ms for _, p in todo) / 1000)
         except RenderError as exc:
             all_failed(job, todo, exc, out)
             cleanup(temps)

@@ -35,8 +35,7 @@ def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     `pictures` entry is False gets only its audio (its picture is derived from
     a shared encode); `keyframes` are seconds of each output that must start
     an IDR frame."""
-    first = min(start for plan in plans for start, _ in plan.segments)
-    last = max(end for plan in plans for _, end in plan.segments)
+    first, last = span(plans)
     stream = ffmpeg.input(str(source), ss=_seconds(first), t=_seconds(last - first))
     drawn = [not pictures or pictures[i] for i in range(len(plans))]
     picture = stream.video
@@ -63,6 +62,12 @@ def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
             args["forced-idr"] = 1
         outs.append(ffmpeg.output(*parts, str(target), **args))
     return compile_argv(ffmpeg.merge_outputs(*outs), exe)
+
+
+def span(plans: Sequence[VideoPlan]) -> tuple[int, int]:
+    """The milliseconds of the master that one pass over these plans reads."""
+    return (min(start for plan in plans for start, _ in plan.segments),
+            max(end for plan in plans for _, end in plan.segments))
 
 
 def _seconds(ms: int) -> str:
@@ -190,7 +195,8 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
                               [sounds.get(i, outputs[i]).absolute() for i in run],
                               ffmpeg_exe(), metadata, [gains[i] for i in run],
                               pictures=[i not in derived for i in run],
-                              keyframes=[marks.get(i, ()) for i in run]), label)
+                              keyframes=[marks.get(i, ()) for i in run]), label,
+                   seconds=(span(plans)[1] - span(plans)[0]) / 1000)
         for index, family in derived.items():
             derive(outputs[family.carrier], plans[family.carrier], plans[index],
                    sounds.get(index), outputs[index], label)
