@@ -99,7 +99,7 @@ def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
         click.echo(f"error: {err}", err=True)
         if os.environ.get("REPURPOSE_DEBUG") and isinstance(err, FfmpegError):
             click.echo("  command: " + " ".join(shlex.quote(a) for a in err.argv), err=True)
-            click.echo("  ffmpeg said:\n" + err.stderr_tail, err=True)
+            click.echo("  it said:\n" + err.stderr_tail, err=True)
     if as_json:
         click.echo(json.dumps(report.manifest, indent=2, ensure_ascii=False, default=str))
     else:

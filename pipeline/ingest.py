@@ -27,7 +27,8 @@ from pipeline.shoot import SHOOT_FILE
 
 # Files that live beside masters but are not masters themselves.
 SIDECAR_SUFFIXES = {".yaml", ".yml", ".json", ".xmp", ".srt", ".vtt", ".ass", ".ssa",
-                    ".txt", ".md", ".log", ".ini", ".db"}
+                    ".txt", ".md", ".log", ".ini", ".db",
+                    ".py", ".pyc"}     # effect modules a preset names (module:function)
 MAX_ZIP_MEMBER_BYTES = 2 * 1024**3     # one page of a design export is far smaller
 MAX_ZIP_TOTAL_BYTES = 8 * 1024**3
 

@@ -196,6 +196,7 @@ class VideoPlan:
     key: str
     warnings: tuple[str, ...] = ()
     cut_notes: tuple[str, ...] = ()     # why the cuts fell where they did
+    effect: str | None = None           # "module:function" that edits this variant (moviepy)
 
     @property
     def duration_ms(self) -> int:

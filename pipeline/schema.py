@@ -222,6 +222,11 @@ class Preset(Strict):
                                    description="H.264 level, e.g. 4.1; unset lets x264 choose")
     keyframe_seconds: float = Field(default=2.0, gt=0, le=10,
                                     description="largest distance between keyframes")
+    effect: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="module:function that receives this variant as a moviepy clip (framed, "
+                    "cut, loudness-normalised) and returns the clip to encode; the module is "
+                    "looked up beside shoot.yaml first")
 
     @model_validator(mode="after")
     def _consistent(self) -> Preset:
@@ -238,6 +243,8 @@ class Preset(Strict):
                 f"format {self.format} is not one of image.formats {self.image.formats}")
         if self.min_quality > self.quality:
             raise ValueError(f"min_quality ({self.min_quality}) is above quality ({self.quality})")
+        if self.effect and self.media != "video":
+            raise ValueError("effect applies to video presets only")
         return self
 
     @property

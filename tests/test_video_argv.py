@@ -101,10 +101,19 @@ def test_shared_encode_argv_forces_idr_frames_and_audio_only_outputs():
                          stem="m", source_digest="0")
     short = replace(base, segments=((0, 15_000),), output="tiktok-video/short.mp4")
     argv = build_argv(Path("/in/m.mp4"), [base, short], [Path("/o/a.mp4"), Path("/o/b.m4a")],
-                      pictures=[True, False], keyframes=[(14.9983,), ()])
+                      roles=["final", "audio"], keyframes=[(14.9983,), ()])
     assert argv[argv.index("-force_key_frames") + 1] == "14.9983"
     assert argv[argv.index("-forced-idr") + 1] == "1"
     graph = argv[argv.index("-filter_complex") + 1]
     assert "split" not in graph.replace("asplit", "")         # one picture chain only
     audio_only = argv[argv.index("/o/a.mp4") + 1:]
     assert "-c:v" not in audio_only and "aac" in audio_only
+
+
+def test_effect_variant_gets_a_lossless_copy_from_the_pass():
+    (plan,) = plan_video(master(), CATALOG.get("tiktok-video"), Choices(), source="m",
+                         stem="m", source_digest="0")
+    argv = build_argv(Path("/in/m.mp4"), [plan], [Path("/o/a.edit.mkv")], roles=["edit"])
+    tail = argv[argv.index("-map"):]
+    assert tail[tail.index("-qp") + 1] == "0" and tail[tail.index("-f") + 1] == "matroska"
+    assert tail[tail.index("-c:a") + 1] == "pcm_s16le" and "-crf" not in tail

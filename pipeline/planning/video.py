@@ -51,7 +51,7 @@ def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str
             loudness=(preset.loudness.integrated_lufs, preset.loudness.true_peak_dbtp)
             if preset.loudness else None,
             max_bytes=preset.max_file_size, background=preset.background, key="",
-            warnings=geometry.warnings + fps_notes, cut_notes=cut_notes)
+            warnings=geometry.warnings + fps_notes, cut_notes=cut_notes, effect=preset.effect)
         plans.append(replace(plan, key=plan_key(plan.to_dict(), preset, source_digest)))
     return plans
 

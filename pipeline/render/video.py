@@ -14,13 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import av
 import ffmpeg
 
+from pipeline.errors import RenderError
 from pipeline.ffmpeg import compile_argv, ffmpeg_exe, run_ffmpeg
 from pipeline.loudness import Gain, Measured, gain_for, measure
 from pipeline.model import VideoPlan
+from pipeline.render.effects import apply_effect
 from pipeline.render.shared import derive, families, keyframes
 
 BLUR_SHRINK = 8            # the blur-pad backdrop is blurred at 1/8 of the frame
@@ -28,16 +31,16 @@ BLUR_SHRINK = 8            # the blur-pad backdrop is blurred at 1/8 of the fram
 
 def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path],
                exe: str = "ffmpeg", metadata: str = "default",
-               gains: Sequence[Gain | None] = (), *, pictures: Sequence[bool] = (),
+               gains: Sequence[Gain | None] = (), *, roles: Sequence[Role] = (),
                keyframes: Sequence[Sequence[float]] = ()) -> list[str]:
     """The ffmpeg command that renders every plan of one master in one pass.
-    `gains` (one per plan) are the measured loudness corrections; a plan whose
-    `pictures` entry is False gets only its audio (its picture is derived from
-    a shared encode); `keyframes` are seconds of each output that must start
-    an IDR frame."""
+    `gains` (one per plan) are the measured loudness corrections; `roles` say
+    what each output is (ROLES; all "final" when not given); `keyframes` are
+    seconds of each output that must start an IDR frame."""
     first, last = span(plans)
     stream = ffmpeg.input(str(source), ss=_seconds(first), t=_seconds(last - first))
-    drawn = [not pictures or pictures[i] for i in range(len(plans))]
+    role = list(roles) or ["final"] * len(plans)
+    drawn = [r != "audio" for r in role]
     picture = stream.video
     if any(plan.tonemap for plan, draw in zip(plans, drawn, strict=True) if draw):
         picture = _tonemap(picture)           # once per master, before the fan-out
@@ -56,12 +59,18 @@ def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
             audio_index += 1
             gain = gains[index] if index < len(gains) else None
             parts.append(_audio_chain(audio_in, plan, first, gain))
-        args = encoder_args(plan, metadata) if drawn[index] else audio_args(plan)
+        args = {"final": encoder_args, "audio": audio_args, "edit": edit_args}[role[index]](
+            plan, metadata)
         if index < len(keyframes) and keyframes[index]:
             args["force_key_frames"] = ",".join(f"{t:.4f}" for t in keyframes[index])
             args["forced-idr"] = 1
         outs.append(ffmpeg.output(*parts, str(target), **args))
     return compile_argv(ffmpeg.merge_outputs(*outs), exe)
+
+
+# What one output of the pass is: a finished variant, only the audio of a variant
+# whose picture is derived from a shared encode, or a lossless copy for an effect.
+Role = Literal["final", "audio", "edit"]
 
 
 def span(plans: Sequence[VideoPlan]) -> tuple[int, int]:
@@ -162,9 +171,19 @@ def encoder_args(plan: VideoPlan, metadata: str) -> dict[str, Any]:
     return args
 
 
-def audio_args(plan: VideoPlan) -> dict[str, Any]:
+def audio_args(plan: VideoPlan, metadata: str = "default") -> dict[str, Any]:
     """An audio-only MP4 of a plan's sound, for a variant whose picture is shared."""
     return {"f": "mp4", **_aac(plan), "map_metadata": -1, "map_chapters": -1}
+
+
+def edit_args(plan: VideoPlan, metadata: str = "default") -> dict[str, Any]:
+    """A lossless intermediate of a variant that an effect edits before its encode."""
+    args = {"f": "matroska", "c:v": "libx264", "preset": "ultrafast", "qp": 0,
+            "pix_fmt": "yuv420p", "color_primaries": "bt709", "color_trc": "bt709",
+            "colorspace": "bt709", "color_range": "tv", "map_metadata": -1, "map_chapters": -1}
+    if plan.audio:
+        args.update({"c:a": "pcm_s16le", "ar": plan.sample_rate, "ac": plan.channels})
+    return args
 
 
 def _aac(plan: VideoPlan) -> dict[str, Any]:
@@ -173,10 +192,14 @@ def _aac(plan: VideoPlan) -> dict[str, Any]:
 
 
 def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path], label: str,
-               metadata: str = "default") -> list[Measured | None]:
+               metadata: str = "default",
+               folders: Sequence[Path] = ()) -> dict[int, RenderError]:
     """Render every plan into its output path with one ffmpeg run (variants that
-    differ only in their cut share one picture encode); return the loudness
-    measured on each plan's kept audio (None without a target)."""
+    differ only in their cut share one picture encode; a variant with an effect
+    gets a lossless copy from the pass, edited and encoded by its effect, whose
+    module is looked up in `folders` first). A failure of the pass raises; the
+    failures of single variants after it (an effect, a derivation) are returned
+    by plan index, and their outputs are not written."""
     for target in outputs:
         target.parent.mkdir(parents=True, exist_ok=True)
     measured = _measure_segments(source, plans)
@@ -186,24 +209,45 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     derived = {i: family for family in shared for i in family.derived}
     sounds = {i: outputs[i].with_name(outputs[i].name + ".m4a") for i in derived
               if plans[i].audio}
+    edits = {i: outputs[i].with_name(outputs[i].name + ".edit.mkv")
+             for i, plan in enumerate(plans) if plan.effect}
     # Derived variants without audio need nothing from the pass; the rest do.
     run = [i for i in range(len(plans)) if i not in derived or i in sounds]
     marks = {family.carrier: keyframes(plans, family) for family in shared}
+    roles: list[Role] = ["audio" if i in derived else "edit" if i in edits else "final"
+                         for i in run]
     try:
         # Absolute paths: a name starting with "-" is then never read as an option.
         run_ffmpeg(build_argv(source.absolute(), [plans[i] for i in run],
-                              [sounds.get(i, outputs[i]).absolute() for i in run],
-                              ffmpeg_exe(), metadata, [gains[i] for i in run],
-                              pictures=[i not in derived for i in run],
+                              [sounds.get(i, edits.get(i, outputs[i])).absolute() for i in run],
+                              ffmpeg_exe(), metadata, [gains[i] for i in run], roles=roles,
                               keyframes=[marks.get(i, ()) for i in run]), label,
                    seconds=(span(plans)[1] - span(plans)[0]) / 1000)
+        failures: dict[int, RenderError] = {}
         for index, family in derived.items():
-            derive(outputs[family.carrier], plans[family.carrier], plans[index],
-                   sounds.get(index), outputs[index], label)
+            try:
+                derive(outputs[family.carrier], plans[family.carrier], plans[index],
+                       sounds.get(index), outputs[index], label)
+            except (RenderError, av.FFmpegError) as exc:
+                failures[index] = _failed_step(exc, plans[index], label)
+        for index, edit in edits.items():
+            try:
+                apply_effect(plans[index], edit, outputs[index], folders, label)
+            except RenderError as exc:
+                failures[index] = exc
     finally:
-        for sound in sounds.values():
-            sound.unlink(missing_ok=True)
-    return measured
+        for scratch in (*sounds.values(), *edits.values()):
+            scratch.unlink(missing_ok=True)
+    for index in failures:
+        outputs[index].unlink(missing_ok=True)
+    return failures
+
+
+def _failed_step(exc: Exception, plan: VideoPlan, label: str) -> RenderError:
+    if isinstance(exc, RenderError):
+        return exc
+    return RenderError(f"cutting from the shared encode failed: {exc}", path=label,
+                       preset=plan.preset, hint="render again with --force; please report it")
 
 
 def _measure_segments(source: Path, plans: Sequence[VideoPlan]) -> list[Measured | None]:

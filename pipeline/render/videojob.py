@@ -91,7 +91,10 @@ def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
 def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> None:
     temps = temp_paths(job, todo)
     try:
-        encode_all(job.asset.path, [plan for _, plan in todo], temps, job.asset.label)
+        # An effect's module is looked up beside shoot.yaml (or the master) first.
+        folder = job.asset.shoot_dir or job.asset.path.parent
+        failures = encode_all(job.asset.path, [plan for _, plan in todo], temps,
+                              job.asset.label, folders=[folder])
     except RenderError as exc:
         all_failed(job, todo, exc, out)
         cleanup(temps)
@@ -99,7 +102,12 @@ def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> N
     except BaseException:              # interrupted: nothing partial stays behind
         cleanup(temps)
         raise
-    publish_all(job, todo, temps, out)
+    for index, error in failures.items():
+        preset, plan = todo[index]
+        out.errors.append(error)
+        out.results.append(failed(job.asset, preset, error, plan.output, plan))
+    keep = [i for i in range(len(todo)) if i not in failures]
+    publish_all(job, [todo[i] for i in keep], [temps[i] for i in keep], out)
 
 
 def temp_paths(job: Job, todo: list[tuple[Preset, VideoPlan]]) -> list[Path]:
