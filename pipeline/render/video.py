@@ -12,6 +12,7 @@ it). Outputs are written under hidden temporary names, verified, then renamed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
@@ -193,13 +194,14 @@ def _aac(plan: VideoPlan) -> dict[str, Any]:
 
 def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path], label: str,
                metadata: str = "default",
-               folders: Sequence[Path] = ()) -> dict[int, RenderError]:
+               folders: Sequence[Path] = ()) -> Encoded:
     """Render every plan into its output path with one ffmpeg run (variants that
     differ only in their cut share one picture encode; a variant with an effect
     gets a lossless copy from the pass, edited and encoded by its effect, whose
-    module is looked up in `folders` first). A failure of the pass raises; the
-    failures of single variants after it (an effect, a derivation) are returned
-    by plan index, and their outputs are not written."""
+    module is looked up in `folders` first). A failure of the pass raises; what
+    befell single variants after it is returned by plan index: a derivation that
+    failed (its output is not written), an effect that failed (the variant is
+    written without it, and noted)."""
     for target in outputs:
         target.parent.mkdir(parents=True, exist_ok=True)
     measured = _measure_segments(source, plans)
@@ -223,24 +225,44 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
                               ffmpeg_exe(), metadata, [gains[i] for i in run], roles=roles,
                               keyframes=[marks.get(i, ()) for i in run]), label,
                    seconds=(span(plans)[1] - span(plans)[0]) / 1000)
-        failures: dict[int, RenderError] = {}
+        done = Encoded()
         for index, family in derived.items():
             try:
                 derive(outputs[family.carrier], plans[family.carrier], plans[index],
                        sounds.get(index), outputs[index], label)
             except (RenderError, av.FFmpegError) as exc:
-                failures[index] = _failed_step(exc, plans[index], label)
+                done.failures[index] = _failed_step(exc, plans[index], label)
         for index, edit in edits.items():
             try:
                 apply_effect(plans[index], edit, outputs[index], folders, label)
-            except RenderError as exc:
-                failures[index] = exc
+            except RenderError as exc:     # a failed hook never loses the render
+                try:
+                    run_ffmpeg(finish_argv(plans[index], edit, outputs[index], metadata), label)
+                except RenderError as again:
+                    done.failures[index] = again
+                    continue
+                done.notes[index] = f"{exc.message}; rendered without the effect ({exc.hint})"
     finally:
         for scratch in (*sounds.values(), *edits.values()):
             scratch.unlink(missing_ok=True)
-    for index in failures:
+    for index in done.failures:
         outputs[index].unlink(missing_ok=True)
-    return failures
+    return done
+
+
+@dataclass
+class Encoded:
+    """What befell single variants after the pass, by plan index."""
+
+    failures: dict[int, RenderError] = field(default_factory=dict)   # not written
+    notes: dict[int, str] = field(default_factory=dict)              # written, with a note
+
+
+def finish_argv(plan: VideoPlan, edit: Path, target: Path, metadata: str) -> list[str]:
+    """Encode a variant's lossless intermediate with its preset's settings as it is."""
+    stream = ffmpeg.input(str(edit.absolute()))
+    return compile_argv(ffmpeg.output(stream, str(target.absolute()),
+                                      **encoder_args(plan, metadata)), ffmpeg_exe())
 
 
 def _failed_step(exc: Exception, plan: VideoPlan, label: str) -> RenderError:

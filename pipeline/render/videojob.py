@@ -93,8 +93,8 @@ def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> N
     try:
         # An effect's module is looked up beside shoot.yaml (or the master) first.
         folder = job.asset.shoot_dir or job.asset.path.parent
-        failures = encode_all(job.asset.path, [plan for _, plan in todo], temps,
-                              job.asset.label, folders=[folder])
+        done = encode_all(job.asset.path, [plan for _, plan in todo], temps,
+                          job.asset.label, folders=[folder])
     except RenderError as exc:
         all_failed(job, todo, exc, out)
         cleanup(temps)
@@ -102,11 +102,14 @@ def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> N
     except BaseException:              # interrupted: nothing partial stays behind
         cleanup(temps)
         raise
-    for index, error in failures.items():
+    for index, error in done.failures.items():
         preset, plan = todo[index]
         out.errors.append(error)
         out.results.append(failed(job.asset, preset, error, plan.output, plan))
-    keep = [i for i in range(len(todo)) if i not in failures]
+    for index, note in done.notes.items():
+        preset, plan = todo[index]
+        todo[index] = preset, replace(plan, warnings=plan.warnings + (note,))
+    keep = [i for i in range(len(todo)) if i not in done.failures]
     publish_all(job, [todo[i] for i in keep], [temps[i] for i in keep], out)
 
 
