@@ -156,6 +156,7 @@ class PhotoPlan:
     ai: str                     # generated | edited | none
     key: str                    # digest of everything that decides the output bytes
     warnings: tuple[str, ...] = ()
+    framing: str = "centre"     # what the crop was placed on
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -197,6 +198,7 @@ class VideoPlan:
     warnings: tuple[str, ...] = ()
     cut_notes: tuple[str, ...] = ()     # why the cuts fell where they did
     effect: str | None = None           # "module:function" that edits this variant (moviepy)
+    framing: str = "centre"             # what the crop was placed on
 
     @property
     def duration_ms(self) -> int:

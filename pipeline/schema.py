@@ -197,6 +197,9 @@ class Preset(Strict):
     opt_in: bool = Field(
         default=False, description="only rendered when a shoot lists it in targets")
     fit: FitMode = Field(default="crop", description="crop to the focus, pad, or blur-pad")
+    reframe_fallback: FitMode = Field(
+        default="blur-pad", description="what a crop becomes when the faces found cannot all "
+                                        "fit its aspect (crop: keep the largest face)")
     background: Colour = Field(
         default="#ffffff", description="pad colour; also what transparency is flattened onto")
     format: ImageFormat | None = Field(

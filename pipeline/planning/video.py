@@ -11,10 +11,12 @@ best cuts move to shot changes and quiet moments (planning.cuts).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from fractions import Fraction
 
 from pipeline.analysis import Analysis
+from pipeline.analysis.subjects import Subject
 from pipeline.model import VideoInfo, VideoPlan
 from pipeline.planning.common import Choices, PlanError, fit_geometry, output_path, plan_key
 from pipeline.planning.cuts import Cut, Signals, tolerance
@@ -26,9 +28,12 @@ NO_CAP_ABOVE_KBPS = 100_000  # a size budget this generous never binds: leave x2
 
 
 def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str, stem: str,
-               source_digest: str, analysis: Analysis | None = None) -> list[VideoPlan]:
-    """Plan every part of one video preset; PlanError when it cannot be met."""
-    geometry = fit_geometry(info.width, info.height, preset, choices.focus, source, even=True)
+               source_digest: str, analysis: Analysis | None = None,
+               subjects: Sequence[Subject] = ()) -> list[VideoPlan]:
+    """Plan every part of one video preset; PlanError when it cannot be met.
+    `subjects` frame a still picture (a clip made from a photo)."""
+    geometry = fit_geometry(info.width, info.height, preset, choices.focus, source, even=True,
+                            subjects=subjects)
     segments = cut(info, preset, choices, source, analysis)
     fps, fps_notes = output_fps(info, preset)
     audio = preset.audio
@@ -39,7 +44,7 @@ def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str
         audio_kbps = audio.bitrate_kbps if audio else 128
         plan = VideoPlan(
             preset=preset.id, source=source, output=output_path(preset, stem, part), part=part,
-            size=preset.size, fit=preset.fit, crop=geometry.crop, placement=geometry.placement,
+            size=preset.size, fit=geometry.fit, crop=geometry.crop, placement=geometry.placement,
             scale=geometry.scale, segments=(segment,), fps=fps, tonemap=info.hdr is not None,
             source_matrix=source_matrix(info),
             crf=preset.crf, speed=preset.speed, profile=preset.h264_profile,
@@ -51,7 +56,8 @@ def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str
             loudness=(preset.loudness.integrated_lufs, preset.loudness.true_peak_dbtp)
             if preset.loudness else None,
             max_bytes=preset.max_file_size, background=preset.background, key="",
-            warnings=geometry.warnings + fps_notes, cut_notes=cut_notes, effect=preset.effect)
+            warnings=geometry.warnings + fps_notes, cut_notes=cut_notes, effect=preset.effect,
+            framing=geometry.framing)
         plans.append(replace(plan, key=plan_key(plan.to_dict(), preset, source_digest)))
     return plans
 

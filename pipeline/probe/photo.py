@@ -111,6 +111,18 @@ def sniff(path: Path) -> str:
         return "unknown or damaged format"
 
 
+TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
+
+
+def upright(pixels: Image.Image, orientation: int) -> Image.Image:
+    """Stored pixels turned as EXIF orientation `orientation` (1-8) says."""
+    return pixels.transpose(TRANSPOSE[orientation]) if orientation in TRANSPOSE else pixels
+
+
 def info_of(image: Image.Image) -> PhotoInfo:
     stored_w, stored_h = image.size
     try:

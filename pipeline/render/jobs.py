@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from pipeline.analysis.photo import analyze_photo
+from pipeline.analysis.subjects import Subject
 from pipeline.checks import check_photo
 from pipeline.errors import InputError, RenderError
 from pipeline.model import (
@@ -25,6 +28,7 @@ from pipeline.model import (
 )
 from pipeline.outputs import atomic_write, sha256_file
 from pipeline.planning import plan_photo
+from pipeline.planning.reframe import needs_subjects
 from pipeline.probe import info_of, open_photo
 from pipeline.render.photo import Master, compose, decode, encode
 from pipeline.render.results import failed, plan_each, result
@@ -66,9 +70,11 @@ def _render_job(job: Job) -> JobResult:
         return out
     with image:
         info = info_of(image)
-        todo = plan_photos(job, info, job.presets_for("photo"), digest, out)
+        photos = job.presets_for("photo")
         clips = job.presets_for("video") if job.cross_media else []
-        stills = plan_stills(job, info, clips, digest, out) if clips else []
+        subjects = _subjects(job, info, [*photos, *clips], digest)
+        todo = plan_photos(job, info, photos, digest, out, subjects)
+        stills = plan_stills(job, info, clips, digest, out, subjects) if clips else []
         if not todo and not stills:
             return out
         scales = [p.scale for _, p in todo] + [p.scale * SUPERSAMPLE for _, p in stills]
@@ -95,11 +101,23 @@ def render_photo(job: Job, master: Master, todo: list[tuple[Preset, PhotoPlan]],
 
 
 def plan_photos(job: Job, info: PhotoInfo, presets: list[Preset], digest: str,
-                out: JobResult) -> list[tuple[Preset, PhotoPlan]]:
+                out: JobResult, subjects: Sequence[Subject] = ()
+                ) -> list[tuple[Preset, PhotoPlan]]:
     """Plan every photo preset; return those still to render (not failed, unchanged or dry)."""
     return plan_each(job, presets, lambda preset: [plan_photo(
         info, preset, job.choices, source=job.asset.label, stem=job.stem,
-        source_digest=digest)], out)
+        source_digest=digest, subjects=subjects)], out)
+
+
+def _subjects(job: Job, info: PhotoInfo, presets: list[Preset], digest: str
+              ) -> tuple[Subject, ...]:
+    """The master's subjects, when a crop needs them (analysed once, then cached)."""
+    if not needs_subjects(info.width, info.height, presets, job.choices.focus):
+        return ()
+    try:
+        return analyze_photo(job.asset, info, digest).subjects
+    except InputError:
+        return ()          # the decode for rendering reports the damage, once
 
 
 def _render_one(job: Job, master: Master, preset: Preset, plan: PhotoPlan) -> VariantResult:

@@ -20,6 +20,7 @@ from pipeline.errors import InputError, RenderError
 from pipeline.metadata import PhotoMeta, output_exif, output_xmp, read_meta
 from pipeline.model import PhotoInfo, PhotoPlan
 from pipeline.planning import crop_window
+from pipeline.probe.photo import upright
 
 # Pillow box-reduces by an integer factor first, as long as the Lanczos step
 # that follows still shrinks by at least this much. Measured against one
@@ -27,11 +28,6 @@ from pipeline.planning import crop_window
 # PSNR, invisible, for ~45 % less resize time. Pillow requires a value > 1.
 REDUCING_GAP = 1.01
 MAX_MARKER_BYTES = 65000   # a JPEG APP marker holds 65,533 bytes, less its header
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
-}
 _PIL_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
 
 
@@ -63,8 +59,7 @@ def decode(image: Image.Image, info: PhotoInfo, scales: list[float], label: str)
                          hint="the file is truncated or damaged; export or copy it again") from exc
     factor = image.size[0] / info.stored_width
     pixels, warnings = to_srgb(image)
-    if info.orientation in _TRANSPOSE:
-        pixels = pixels.transpose(_TRANSPOSE[info.orientation])
+    pixels = upright(pixels, info.orientation)
     return Master(pixels, factor, meta, image, warnings)
 
 

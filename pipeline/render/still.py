@@ -11,12 +11,14 @@ clip is silent.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import ffmpeg
 
+from pipeline.analysis.subjects import Subject
 from pipeline.errors import RenderError
 from pipeline.ffmpeg import compile_argv, ffmpeg_exe, run_ffmpeg
 from pipeline.loudness import Gain, gain_for, measure
@@ -50,11 +52,12 @@ def as_video(info: PhotoInfo, still_ms: int, with_sound: bool) -> VideoInfo:
 
 
 def plan_stills(job: Job, info: PhotoInfo, presets: list[Preset], digest: str,
-                out: JobResult) -> list[tuple[Preset, VideoPlan]]:
+                out: JobResult, subjects: Sequence[Subject] = ()
+                ) -> list[tuple[Preset, VideoPlan]]:
     still = as_video(info, job.choices.still_ms, job.choices.audio_bed is not None)
     return plan_each(job, presets, lambda preset: plan_video(
         still, preset, job.choices, source=job.asset.label, stem=job.stem,
-        source_digest=digest + (job.choices.audio_bed or "")), out)
+        source_digest=digest + (job.choices.audio_bed or ""), subjects=subjects), out)
 
 
 def frame_for(master: Master, plan: VideoPlan) -> Any:

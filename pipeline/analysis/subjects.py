@@ -1,0 +1,166 @@
+"""Subject detectors: where the people (or else the eye-catching things) are
+in one greyscale picture.
+
+Detectors share one interface and register by name, so a better one (an
+optional extra) can be added later without touching planning. Built in:
+`faces` (OpenCV's bundled Haar cascades: frontal alt2 plus a profile pass in
+both directions) and `saliency` (spectral residual, the fallback when no face
+is found). Boxes are fractions of the picture, so they do not depend on the
+analysis resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Protocol
+
+import numpy as np
+
+MIN_FACE = 0.04            # smallest face, as a share of the picture's shorter side
+MERGE_OVERLAP = 0.3        # boxes overlapping more than this (IoU) are one subject
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One detection: a box in fractions of the picture (0-1), its kind and score."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    kind: str                  # "face" or "salient"
+    score: float = 1.0
+
+    @property
+    def width(self) -> float:
+        return self.right - self.left
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.left + self.right) / 2, (self.top + self.bottom) / 2
+
+    def to_list(self) -> list[float | str]:
+        return [self.left, self.top, self.right, self.bottom, self.kind, self.score]
+
+    @classmethod
+    def from_list(cls, item: list[float | str]) -> Subject:
+        left, top, right, bottom, kind, score = item
+        return cls.of(float(left), float(top), float(right), float(bottom), str(kind),
+                      float(score))
+
+    @classmethod
+    def of(cls, left: float, top: float, right: float, bottom: float, kind: str,
+           score: float = 1.0) -> Subject:
+        """Rounded as the cache stores it, so a cached analysis plans the same crop."""
+        return cls(round(float(left), 4), round(float(top), 4), round(float(right), 4),
+                   round(float(bottom), 4), kind, round(float(score), 3))
+
+
+class Detector(Protocol):
+    def __call__(self, grey: np.ndarray) -> list[Subject]:
+        """Subjects in one 8-bit greyscale picture."""
+
+
+DETECTORS: dict[str, Callable[[], Detector]] = {}
+
+
+def register(name: str) -> Callable[[Callable[[], Detector]], Callable[[], Detector]]:
+    """Register a detector factory under `name` (called once per process)."""
+    def add(factory: Callable[[], Detector]) -> Callable[[], Detector]:
+        DETECTORS[name] = factory
+        return factory
+    return add
+
+
+@cache
+def detector(name: str) -> Detector:
+    return DETECTORS[name]()
+
+
+def find_subjects(grey: np.ndarray) -> list[Subject]:
+    """Faces when there are any, else the most salient region."""
+    return detector("faces")(grey) or detector("saliency")(grey)
+
+
+@register("faces")
+def _faces() -> Detector:
+    import cv2
+
+    folder = cv2.data.haarcascades  # type: ignore[attr-defined]
+    frontal = cv2.CascadeClassifier(folder + "haarcascade_frontalface_alt2.xml")
+    profile = cv2.CascadeClassifier(folder + "haarcascade_profileface.xml")
+    if frontal.empty() or profile.empty():
+        raise RuntimeError(f"OpenCV's face cascades are missing from {folder}; install "
+                           "opencv-contrib-python-headless>=4.10,<5")
+
+    def detect(grey: np.ndarray) -> list[Subject]:
+        height, width = grey.shape
+        smallest = max(12, round(MIN_FACE * min(width, height)))
+        equalised = cv2.equalizeHist(grey)
+        found: list[tuple[float, float, float, float, float]] = []
+        for x, y, w, h in frontal.detectMultiScale(equalised, 1.1, 4, minSize=(smallest,) * 2):
+            found.append((x, y, x + w, y + h, 1.0))
+        # The profile cascade sees faces turned one way: look at the mirror image too.
+        for mirrored in (False, True):
+            picture = equalised[:, ::-1] if mirrored else equalised
+            for x, y, w, h in profile.detectMultiScale(np.ascontiguousarray(picture), 1.1, 5,
+                                                       minSize=(smallest,) * 2):
+                left = width - x - w if mirrored else x
+                found.append((left, y, left + w, y + h, 0.8))
+        return [Subject.of(a / width, b / height, c / width, d / height, "face", s)
+                for a, b, c, d, s in _merge(found)]
+
+    return detect
+
+
+@register("saliency")
+def _saliency() -> Detector:
+    import cv2
+
+    spectral = cv2.saliency.StaticSaliencySpectralResidual_create()  # type: ignore[attr-defined]
+
+    def detect(grey: np.ndarray) -> list[Subject]:
+        height, width = grey.shape
+        ok, heat = spectral.computeSaliency(grey)
+        if not ok or heat.max() <= 0:
+            return []
+        heat = cv2.GaussianBlur(heat.astype(np.float32), (0, 0), max(1.0, width / 100))
+        mask = (heat >= heat.mean() + 2 * heat.std()).astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
+        if count <= 1:
+            return []
+        # The region holding the most saliency, not merely the largest one.
+        weight = np.bincount(labels.ravel(), weights=heat.ravel(), minlength=count)
+        best = 1 + int(np.argmax(weight[1:]))
+        x, y, w, h = (int(v) for v in stats[best, :4])
+        score = float(weight[best] / max(weight[1:].sum(), 1e-9))
+        return [Subject.of(x / width, y / height, (x + w) / width, (y + h) / height, "salient",
+                           score)]
+
+    return detect
+
+
+def _merge(boxes: list[tuple[float, float, float, float, float]]
+           ) -> list[tuple[float, float, float, float, float]]:
+    """One box per face: overlapping detections (frontal and profile) become the
+    higher-scored, larger one."""
+    kept: list[tuple[float, float, float, float, float]] = []
+    for box in sorted(boxes, key=lambda b: (-b[4], -(b[2] - b[0]) * (b[3] - b[1]))):
+        if all(_overlap(box, other) <= MERGE_OVERLAP for other in kept):
+            kept.append(box)
+    return sorted(kept)
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
