@@ -199,6 +199,8 @@ class VideoPlan:
     cut_notes: tuple[str, ...] = ()     # why the cuts fell where they did
     effect: str | None = None           # "module:function" that edits this variant (moviepy)
     framing: str = "centre"             # what the crop was placed on
+    # A moving crop: (master ms, left, top) keyframes, linear between them; empty: still.
+    path: tuple[tuple[int, float, float], ...] = ()
 
     @property
     def duration_ms(self) -> int:
@@ -209,6 +211,7 @@ class VideoPlan:
         out["fps"] = str(self.fps)
         out["warnings"] = list(self.warnings)
         out["cut_notes"] = list(self.cut_notes)
+        out["path"] = [list(k) for k in self.path]
         out["segments"] = [list(s) for s in self.segments]
         return out
 

@@ -29,7 +29,9 @@ from pipeline.outputs import (
     write_manifest,
 )
 from pipeline.planning import Choices, output_path
+from pipeline.planning.camera import Pin
 from pipeline.progress import set_sink
+from pipeline.schema import FocusPin
 from pipeline.shoot import ShootContext, load_shoot
 
 
@@ -90,15 +92,25 @@ def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Seque
         ctx = contexts[asset.shoot_dir]
         chosen, named = ctx.targets(asset, only)
         opts = ctx.options(asset)
+        focus, pins = _focus(opts.focus)
         presets = tuple(chosen)
         mine = {path: entry for path, entry in previous.items()
                 if any(path == output_path(p, stems[asset])
                        or path.startswith(f"{p.id}/{stems[asset]}.part") for p in presets)}
         jobs.append(Job(asset, stems[asset], presets,
-                        Choices(opts.focus, ctx.ai(asset), opts.trim,
-                                round(ctx.shoot.still_duration * 1000), ctx.audio_bed()),
+                        Choices(focus=focus, pins=pins, ai=ctx.ai(asset), trim=opts.trim,
+                                still_ms=round(ctx.shoot.still_duration * 1000),
+                                audio_bed=ctx.audio_bed()),
                         out_dir, mine, force, dry_run, named))
     return Planned(jobs, list(found.errors), [], found, contexts)
+
+
+def _focus(focus: tuple[float, float] | list[FocusPin] | None
+           ) -> tuple[tuple[float, float] | None, tuple[Pin, ...]]:
+    """shoot.yaml's focus as Choices take it: one point, or pins for time ranges."""
+    if isinstance(focus, list):
+        return None, tuple(Pin(round(p.start * 1000), round(p.end * 1000), p.at) for p in focus)
+    return focus, ()
 
 
 def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (),

@@ -272,11 +272,27 @@ class Brief(Strict):
 AiUse = Literal["generated", "edited", "none"]
 
 
+class FocusPin(Strict):
+    """A subject point pinned for a time range of a video master."""
+
+    start: Annotated[float, Field(ge=0)] = Field(alias="from", description="seconds")
+    end: Annotated[float, Field(gt=0)] = Field(alias="to", description="seconds")
+    at: tuple[Fraction01, Fraction01] = Field(description="[x, y] fractions of the frame")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FocusPin:
+        if self.start >= self.end:
+            raise ValueError(f"from {self.start} is not before to {self.end}")
+        return self
+
+
 class SourceOptions(Strict):
     """Options for one master, keyed by its file name in shoot.yaml `sources`."""
 
-    focus: tuple[Fraction01, Fraction01] | None = Field(
-        default=None, description="subject point as [x, y] fractions of the frame")
+    focus: tuple[Fraction01, Fraction01] | list[FocusPin] | None = Field(
+        default=None, description="subject point as [x, y] fractions of the frame; for a "
+                                  "video, also a list of {from, to, at: [x, y]} pins that "
+                                  "hold the crop on a point for those seconds")
     trim: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(gt=0)]] | None = Field(
         default=None, description="[start, end] seconds kept from a video master")
     ai: AiUse | None = Field(default=None, description="declares the master AI-made or AI-edited")

@@ -13,6 +13,7 @@ from pipeline import __version__
 from pipeline.analysis.subjects import Subject
 from pipeline.errors import RenderError
 from pipeline.model import Box
+from pipeline.planning.camera import Pin
 from pipeline.planning.reframe import place, subject_window, window_size
 from pipeline.schema import Preset
 
@@ -33,6 +34,7 @@ class Choices:
     trim: tuple[float, float] | None = None     # seconds, video masters only
     still_ms: int = 6000                        # video made from a photo master
     audio_bed: str | None = None                # absolute path of its sound, if any
+    pins: tuple[Pin, ...] = ()                  # focus points pinned for time ranges (video)
 
 
 def output_path(preset: Preset, stem: str, part: int | None = None) -> str:

@@ -17,7 +17,9 @@ from fractions import Fraction
 
 from pipeline.analysis import Analysis
 from pipeline.analysis.subjects import Subject
+from pipeline.analysis.video import DETECT_MS
 from pipeline.model import VideoInfo, VideoPlan
+from pipeline.planning.camera import camera_path
 from pipeline.planning.common import Choices, PlanError, fit_geometry, output_path, plan_key
 from pipeline.planning.cuts import Cut, Signals, tolerance
 from pipeline.schema import Preset
@@ -34,17 +36,27 @@ def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str
     `subjects` frame a still picture (a clip made from a photo)."""
     geometry = fit_geometry(info.width, info.height, preset, choices.focus, source, even=True,
                             subjects=subjects)
+    follow = (geometry.fit == "crop" and choices.focus is None and analysis is not None
+              and bool(analysis.subjects)) or bool(choices.pins)
     segments = cut(info, preset, choices, source, analysis)
     fps, fps_notes = output_fps(info, preset)
     audio = preset.audio
     plans = []
     for number, (segment, cut_notes) in enumerate(segments, 1):
         part = number if len(segments) > 1 else None
+        crop, framing = geometry.crop, geometry.framing
+        keys: tuple[tuple[int, float, float], ...] = ()
+        if follow and geometry.fit == "crop":
+            path = camera_path(info.width, info.height, preset.size[0] / preset.size[1],
+                               segment, analysis.subjects if analysis else (), DETECT_MS,
+                               analysis.shots if analysis else (), choices.pins)
+            if path is not None:
+                crop, framing, keys = path.box(segment[0]), path.framing, path.keyframes
         seconds = (segment[1] - segment[0]) / 1000
         audio_kbps = audio.bitrate_kbps if audio else 128
         plan = VideoPlan(
             preset=preset.id, source=source, output=output_path(preset, stem, part), part=part,
-            size=preset.size, fit=geometry.fit, crop=geometry.crop, placement=geometry.placement,
+            size=preset.size, fit=geometry.fit, crop=crop, placement=geometry.placement,
             scale=geometry.scale, segments=(segment,), fps=fps, tonemap=info.hdr is not None,
             source_matrix=source_matrix(info),
             crf=preset.crf, speed=preset.speed, profile=preset.h264_profile,
@@ -57,7 +69,7 @@ def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str
             if preset.loudness else None,
             max_bytes=preset.max_file_size, background=preset.background, key="",
             warnings=geometry.warnings + fps_notes, cut_notes=cut_notes, effect=preset.effect,
-            framing=geometry.framing)
+            framing=framing, path=keys if len({(x, y) for _, x, y in keys}) > 1 else ())
         plans.append(replace(plan, key=plan_key(plan.to_dict(), preset, source_digest)))
     return plans
 

@@ -25,7 +25,7 @@ from pipeline.model import VideoPlan
 # What must be equal for two variants to share their picture.
 PICTURE_FIELDS = ("size", "fit", "crop", "placement", "scale", "fps", "tonemap",
                   "source_matrix", "background", "crf", "speed", "profile", "level", "gop",
-                  "maxrate_kbps")
+                  "maxrate_kbps", "path")
 
 
 @dataclass(frozen=True)

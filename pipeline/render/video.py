@@ -89,7 +89,13 @@ def _video_chain(node: Any, plan: VideoPlan, offset: int) -> Any:
     node = node.trim(start=_seconds(start - offset), end=_seconds(end - offset))
     node = node.setpts("PTS-STARTPTS")
     crop = plan.crop
-    node = node.filter("crop", int(crop.width), int(crop.height), int(crop.left), int(crop.top))
+    if plan.path:       # a moving window: its position is a function of the variant's time
+        node = node.filter("crop", int(crop.width), int(crop.height),
+                           path_expression(plan.path, 1, start),
+                           path_expression(plan.path, 2, start))
+    else:
+        node = node.filter("crop", int(crop.width), int(crop.height), int(crop.left),
+                           int(crop.top))
     width, height = plan.size
     inner_w, inner_h = int(plan.placement.width), int(plan.placement.height)
     scale_args = {"flags": "lanczos", "in_color_matrix": "bt709" if plan.tonemap
@@ -104,6 +110,24 @@ def _video_chain(node: Any, plan: VideoPlan, offset: int) -> Any:
         node = _blur_pad(node, plan, scale_args)
     node = node.filter("fps", fps=rate(plan.fps))
     return node.filter("format", "yuv420p").filter("setsar", 1)
+
+
+def path_expression(keys: Sequence[tuple[int, float, float]], axis: int, origin: int) -> str:
+    """One coordinate of a keyframed crop path as an ffmpeg expression of t (seconds
+    of the variant, which starts at master millisecond `origin`): linear between
+    keyframes, a step where two keyframes share a moment (a shot change)."""
+    terms = [f"{keys[0][axis]:g}"]
+    for (t0, *a), (t1, *b) in zip(keys, keys[1:], strict=False):
+        change = b[axis - 1] - a[axis - 1]
+        if change == 0:
+            continue
+        begin = (t0 - origin) / 1000
+        if t1 == t0:
+            terms.append(f"{change:+g}*gte(t,{begin:.4f})")
+        else:
+            length = (t1 - t0) / 1000
+            terms.append(f"{change / length:+.4f}*clip(t-{begin:.4f},0,{length:.4f})")
+    return "".join(terms)
 
 
 # HDR (PQ or HLG, BT.2020) to SDR BT.709 with a filmic curve, not a clip.

@@ -14,6 +14,7 @@ from pipeline.metadata import PhotoMeta
 from pipeline.model import Job, JobResult, PhotoInfo, VariantResult, VideoInfo, VideoPlan
 from pipeline.outputs import sha256_file, temp_path
 from pipeline.planning import plan_video
+from pipeline.planning.reframe import needs_subjects
 from pipeline.planning.video import needs_analysis, window
 from pipeline.probe import probe_video
 from pipeline.render.cover import cover
@@ -71,17 +72,19 @@ def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
               out: JobResult) -> list[tuple[Preset, VideoPlan]]:
     analysis: Analysis | None = None
     failure: tuple[str, ...] = ()
-    if any(needs_analysis(info, preset, job.choices) for preset in presets):
+    if (any(needs_analysis(info, preset, job.choices) for preset in presets)
+            or needs_subjects(info.width, info.height, presets, job.choices.focus)):
         try:
             analysis = analyze_video(job.asset.path, info, digest, job.asset.label)
         except RenderError as exc:    # cuts then fall where planned, without the analysis
-            failure = (f"analysis failed, so cuts were not moved to shot changes or quiet "
-                       f"moments: {exc.message}",)
+            failure = (f"analysis failed, so the crop does not follow the subject and cuts "
+                       f"were not moved to shot changes or quiet moments: {exc.message}",)
 
     def plan(preset: Preset) -> list[VideoPlan]:
         plans = plan_video(info, preset, job.choices, source=job.asset.label, stem=job.stem,
                            source_digest=digest, analysis=analysis)
-        if failure and needs_analysis(info, preset, job.choices):
+        if failure and (needs_analysis(info, preset, job.choices)
+                        or needs_subjects(info.width, info.height, [preset], job.choices.focus)):
             plans = [replace(p, warnings=p.warnings + failure) for p in plans]
         return plans
 
