@@ -8,7 +8,7 @@ JOBS   ?=
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: render test test-fast bench lint clean
+.PHONY: eval-reframe render test test-fast bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+eval-reframe: $(STAMP)
+	$(BIN)/python bench/reframe.py $(COUNT)
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff mypy types-PyYAML types-defusedxml

@@ -166,6 +166,12 @@ def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
                 click.echo(f"{'':26} keeps {start / 1000:.2f}-{end / 1000:.2f} s")
             for note in p.get("cut_notes", ()):
                 click.echo(f"{'':26} cut: {note}")
+            if p.get("framing"):
+                click.echo(f"{'':26} framing: {p['framing']}")
+            keys = [f"{t / 1000:.1f}s ({x:g},{y:g})" for t, x, y in p.get("path", ())]
+            for row in range(0, len(keys), 5):
+                lead = f"camera path, {len(keys)} keyframes:" if row == 0 else ""
+                click.echo(f"{'':26} {lead:32} {'  '.join(keys[row:row + 5])}")
             for w in p["warnings"]:
                 click.echo(f"{'':26} warning: {w}")
     sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)

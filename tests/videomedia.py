@@ -84,3 +84,30 @@ def make_story(out: Path, scenes: list[tuple[str, str | None, float]], size: str
                     "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast",
                     "-pix_fmt", "yuv420p", "-c:a", "aac", str(out)], check=True)
     return out
+
+
+def make_moving_face(out: Path, head, seconds: float = 4, size=(640, 360), rate: int = 30,
+                     path=lambda u: 0.05 + 0.75 * u) -> Path:
+    """A master of a head (a PIL picture) crossing a calm gradient: its left edge at
+    path(u) of the width, u going 0-1 over the clip."""
+    import numpy as np
+    from PIL import Image
+
+    width, height = size
+    ramp = np.linspace(70, 190, width, dtype=np.uint8)
+    back = Image.fromarray(np.dstack([np.tile(ramp, (height, 1))] * 3))
+    tall = round(height * 0.5)
+    face = head.resize((round(tall * head.width / head.height), tall))
+    encoder = subprocess.Popen(
+        [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s",
+         f"{width}x{height}", "-r", str(rate), "-i", "-", "-c:v", "libx264", "-preset",
+         "ultrafast", "-pix_fmt", "yuv420p", str(out)], stdin=subprocess.PIPE)
+    assert encoder.stdin is not None
+    frames = round(seconds * rate)
+    for n in range(frames):
+        frame = back.copy()
+        frame.paste(face, (round(path(n / max(frames - 1, 1)) * width), round(height * 0.2)))
+        encoder.stdin.write(frame.tobytes())
+    encoder.stdin.close()
+    assert encoder.wait() == 0
+    return out

@@ -15,7 +15,7 @@ from pipeline.model import Asset, PhotoInfo
 from pipeline.probe.photo import open_photo, upright
 
 VERSION = 1
-LONG_SIDE = 1024
+LONG_SIDE = 768
 
 
 @dataclass(frozen=True)

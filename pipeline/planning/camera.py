@@ -19,6 +19,7 @@ from pipeline.model import Box
 from pipeline.planning.reframe import EYE_LINE, UPPER_THIRD, needed, window_size
 
 SMOOTH_S = 0.6            # Gaussian smoothing of the subject's track (sigma, seconds)
+DEAD_ZONE = 0.08          # the subject drifts this far (window widths) before the camera moves
 MAX_SPEED = 0.6           # largest pan, in window widths (or heights) per second
 Keyframe = tuple[int, float, float]
 
@@ -150,7 +151,8 @@ def _shot_path(width: int, height: int, size: tuple[float, float], times: list[i
         if lo.max() <= hi.min():      # one position keeps the subject in for the whole shot
             axes.append(np.full(len(goal), float(np.clip(np.median(goal), lo.max(), hi.min()))))
             continue
-        path = _smooth(np.clip(goal, low, high), SMOOTH_S * 1000 / step_ms)
+        dead = DEAD_ZONE * (cw if axis == 0 else ch)
+        path = _smooth(_hold(np.clip(goal, low, high), dead), SMOOTH_S * 1000 / step_ms)
         path = _limit_speed(path, MAX_SPEED * (cw if axis == 0 else ch) * step_ms / 1000)
         # The subject staying in frame beats a calm pan: clamp, then ease the clamp in.
         path = _smooth(np.clip(path, lo, hi), 1.0)
@@ -199,12 +201,22 @@ def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian smoothing that keeps the ends in place (edges padded by reflection)."""
     if sigma <= 0 or len(values) < 3:
         return values.astype(float)
-    radius = max(1, int(3 * sigma))
+    radius = max(1, int(2 * sigma))       # eases in at most 2 sigma before a move
     kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     kernel /= kernel.sum()
     padded = np.pad(values.astype(float), radius, mode="edge")
     smoothed: np.ndarray = np.convolve(padded, kernel, mode="valid")
     return smoothed
+
+
+def _hold(goal: np.ndarray, dead: float) -> np.ndarray:
+    """The camera stays put while the goal stays within `dead` of it, then follows
+    at that distance: small drifts and detector noise never move it."""
+    out: np.ndarray = goal.astype(float).copy()
+    for k in range(1, len(out)):
+        gap = goal[k] - out[k - 1]
+        out[k] = out[k - 1] if abs(gap) <= dead else goal[k] - np.sign(gap) * dead
+    return out
 
 
 def _limit_speed(values: np.ndarray, step: float) -> np.ndarray:
