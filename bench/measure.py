@@ -12,6 +12,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 
 LAUNCHER = """
@@ -32,8 +33,11 @@ class Sample:
 
 
 def measure(argv: list[str], env: dict[str, str] | None = None) -> Sample:
-    done = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, *argv],
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    # Every run starts with an empty analysis cache: a shoot is analysed once, for real.
+    with tempfile.TemporaryDirectory(prefix="repurpose-bench-cache-") as cache:
+        done = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, *argv],
+                              env={**os.environ, "REPURPOSE_CACHE": cache, **(env or {})},
+                              capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"benchmark launcher failed: {argv}\n{done.stderr}")
     facts = json.loads(done.stdout.strip().splitlines()[-1])

@@ -129,6 +129,7 @@ def main(repeat: int) -> None:
     print(f"{'':22}{'wall s':>8}{'cpu s':>8}{'peak MiB':>10}")
     for name, s in (("repurpose render", ours), ("(a) plain Pillow", plain), ("(b) pyvips", vips)):
         print(f"{name:22}{s.wall:8.2f}{s.cpu:8.2f}{s.peak_mib:10.0f}")
-    print(f"wall: (a) / ours = {plain.wall / ours.wall:.2f}x   (target >= 3x)")
+    print(f"wall: (a) / ours = {plain.wall / ours.wall:.2f}x   (target >= 3x; ours also finds "
+          "the subjects of every master, from an empty cache, which (a) and (b) do not)")
     print(f"cpu:  ours / (b) = {ours.cpu / vips.cpu:.2f}x   (target <= 1.5x)")
     print(f"cpu:  (a) / (b)  = {plain.cpu / vips.cpu:.2f}x")

@@ -15,7 +15,7 @@ from pipeline.model import Asset, PhotoInfo
 from pipeline.probe.photo import open_photo, upright
 
 VERSION = 1
-LONG_SIDE = 768
+LONG_SIDE = 512
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,10 @@ def analyze_photo(asset: Asset, info: PhotoInfo, digest: str) -> PhotoAnalysis:
 def _grey(asset: Asset, info: PhotoInfo) -> np.ndarray:
     """The master upright, in 8-bit grey, at most LONG_SIDE pixels on its long side."""
     with open_photo(asset) as image:
-        if image.format in ("JPEG", "MPO"):
-            image.draft("L", (LONG_SIDE, LONG_SIDE))   # decodes at 1/2-1/8 scale: cheap
+        if image.format in ("JPEG", "MPO"):             # decodes at 1/2-1/8 scale: cheap
+            width, height = image.size
+            image.draft("L", (LONG_SIDE * width // max(width, height),
+                              LONG_SIDE * height // max(width, height)))
         try:
             image.seek(0)
             image.load()
