@@ -95,11 +95,13 @@ def photo_set(count: int, seed: int = 7) -> list[tuple[Image.Image, list[Placed]
         size = rng.choice([(1920, 1080), (1600, 1200), (2400, 1350)])
         back = background(BACKGROUNDS[n % len(BACKGROUNDS)], size)
         faces = 2 if n % 3 == 2 else 1
-        places = []
-        for _ in range(faces):
+        places: list[Placed] = []
+        while len(places) < faces:      # heads never overlap: a covered face is no truth
             h = rng.uniform(0.25, 0.55) * size[1]
-            places.append(Placed(rng.uniform(0, size[0] - h * 220 / 320),
-                                 rng.uniform(0, size[1] - h), h))
+            new = Placed(rng.uniform(0, size[0] - h * 220 / 320), rng.uniform(0, size[1] - h), h)
+            if all(new.x + new.width < p.x or p.x + p.width < new.x
+                   or new.y + new.height < p.y or p.y + p.height < new.y for p in places):
+                places.append(new)
         out.append((compose(back, head, places), places))
     return out
 

@@ -194,8 +194,11 @@ _reports: Any = None
 
 
 def _start_worker(reports: Any) -> None:
+    from pipeline.analysis.subjects import share_cores
+
     global _reports
     _reports = reports
+    share_cores()
 
 
 def _work(job: Job, number: int | None = None) -> JobResult:

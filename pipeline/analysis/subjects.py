@@ -78,12 +78,22 @@ def register(name: str) -> Callable[[Callable[[], Detector]], Callable[[], Detec
     return add
 
 
+_threads: int | None = None
+
+
+def share_cores() -> None:
+    """Called in worker processes that run one master per core: OpenCV's own
+    threads would only contend with the other workers."""
+    global _threads
+    _threads = 1
+
+
 @cache
 def detector(name: str) -> Detector:
-    import cv2
+    if _threads is not None:
+        import cv2
 
-    # Masters already run one per core: OpenCV's own threads would only contend.
-    cv2.setNumThreads(1)
+        cv2.setNumThreads(_threads)
     return DETECTORS[name]()
 
 
