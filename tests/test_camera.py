@@ -105,3 +105,33 @@ def test_reframed_render_keeps_the_face_in_every_checked_frame(tmp_path, astrona
         found = detector("faces")(grey)
         assert len(found) == 1, (second, found)
         assert 0 < found[0].left and found[0].right < 1
+
+
+def test_shoot_pins_hold_the_window_for_their_seconds(tmp_path, astronaut):
+    from videomedia import make_moving_face, video_presets_dir
+
+    from pipeline.runner import run
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_moving_face(folder / "walk.mp4", astronaut.crop((120, 10, 340, 330)), seconds=3)
+    (folder / "shoot.yaml").write_text(
+        "sources:\n  walk.mp4:\n    focus:\n      - {from: 0, to: 1.5, at: [0.9, 0.5]}\n")
+    report = run([folder], tmp_path / "out", [video_presets_dir(tmp_path)], ["tv-tall"],
+                 jobs=1, dry_run=True)
+    (result,) = report.results
+    keys = result.plan["path"]
+    width = 360 * 9 / 16 // 2 * 2
+    pinned = [x for t, x, _ in keys if t < 1500]
+    assert pinned and all(x == 640 - width for x in pinned)     # held at the right edge
+    assert min(x for t, x, _ in keys if t > 2000) < 640 - width   # then back to the face
+
+
+def test_a_bad_pin_is_a_shoot_error(tmp_path):
+    from conftest import run_cli
+
+    (tmp_path / "a.mp4").write_bytes(b"")
+    (tmp_path / "shoot.yaml").write_text(
+        "sources:\n  a.mp4:\n    focus:\n      - {from: 3, to: 1, at: [0.5, 0.5]}\n")
+    done = run_cli("render", tmp_path, "--out", tmp_path / "out")
+    assert done.returncode == 2 and "from 3.0 is not before to 1.0" in done.stderr

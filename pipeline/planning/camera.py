@@ -73,7 +73,8 @@ def camera_path(width: int, height: int, target: float, span: tuple[int, int],
             for k in range(len(wanted)):
                 if pin.start <= (first + k) * step_ms < pin.end:
                     x, y = pin.point
-                    wanted[k] = Want(x * width - size[0] / 2, y * height - size[1] / 2)
+                    left, top = x * width - size[0] / 2, y * height - size[1] / 2
+                    wanted[k] = Want(left, top, (left, left), (top, top))   # held exactly
         if any(w is not None for w in wanted):
             seen = True
         times = [min(max((first + k) * step_ms, a), b) for k in range(len(shot))]
