@@ -165,6 +165,18 @@ class PhotoPlan:
 
 
 @dataclass(frozen=True)
+class SubtitlePlan:
+    """The subtitles of one variant, on its own timeline, laid out for its frame."""
+
+    cues: tuple[tuple[int, int, str, tuple[tuple[int, int, str], ...]], ...]
+    style: str
+    burn: bool
+    sidecars: tuple[str, ...]           # formats written beside the video: srt, vtt
+    frame: tuple[float, float, float, float]   # left, top, right, bottom the text stays in
+    source: str                         # where the cues came from
+
+
+@dataclass(frozen=True)
 class VideoPlan:
     """Everything the video renderer needs for one variant (one part of a split)."""
 
@@ -201,6 +213,7 @@ class VideoPlan:
     framing: str = "centre"             # what the crop was placed on
     # A moving crop: (master ms, left, top) keyframes, linear between them; empty: still.
     path: tuple[tuple[int, float, float], ...] = ()
+    subtitles: SubtitlePlan | None = None
 
     @property
     def duration_ms(self) -> int:
@@ -212,6 +225,9 @@ class VideoPlan:
         out["warnings"] = list(self.warnings)
         out["cut_notes"] = list(self.cut_notes)
         out["path"] = [list(k) for k in self.path]
+        if self.subtitles:
+            out["subtitles"]["cues"] = [[a, b, text, [list(w) for w in words]]
+                                        for a, b, text, words in self.subtitles.cues]
         out["segments"] = [list(s) for s in self.segments]
         return out
 

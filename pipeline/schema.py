@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -155,8 +156,23 @@ class CaptionSpec(Strict):
 
 
 class SubtitleSpec(Strict):
-    sidecar: bool | None = None
+    sidecar: bool | None = Field(default=None, description="write caption files beside the "
+                                                          "video (the platform takes them)")
     formats: list[Literal["srt", "vtt", "sbv", "ttml", "scc"]] = []
+    burn: bool | None = Field(default=None, description="burn subtitles into the picture; "
+                                                       "unset: when the platform takes no "
+                                                       "caption files")
+    style: str = Field(default="lower-third", description="a style from "
+                                                           "pipeline/subtitles/styles.yaml")
+
+    @field_validator("style")
+    @classmethod
+    def _known_style(cls, name: str) -> str:
+        from pipeline.subtitles.layout import styles
+
+        if name not in styles():
+            raise ValueError(f"unknown style {name!r}; known: {', '.join(sorted(styles()))}")
+        return name
 
 
 class AiDisclosure(Strict):

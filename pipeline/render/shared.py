@@ -39,7 +39,8 @@ def families(plans: Sequence[VideoPlan]) -> list[Family]:
     kept range inside the carrier's. Plans left alone are in no family."""
     groups: dict[tuple[object, ...], list[int]] = {}
     for index, plan in enumerate(plans):
-        if len(plan.segments) == 1 and not plan.effect:     # an effect edits its own
+        burned = plan.subtitles is not None and plan.subtitles.burn
+        if len(plan.segments) == 1 and not plan.effect and not burned:
             groups.setdefault(tuple(getattr(plan, f) for f in PICTURE_FIELDS), []).append(index)
     found = []
     for members in groups.values():

@@ -11,6 +11,8 @@ it). Outputs are written under hidden temporary names, verified, then renamed.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -26,6 +28,9 @@ from pipeline.loudness import Gain, Measured, gain_for, measure
 from pipeline.model import VideoPlan
 from pipeline.render.effects import apply_effect
 from pipeline.render.shared import derive, families, keyframes
+from pipeline.subtitles.files import write_ass
+from pipeline.subtitles.layout import FONTS, Frame, styles
+from pipeline.subtitles.plan import cues_of
 
 BLUR_SHRINK = 8            # the blur-pad backdrop is blurred at 1/8 of the frame
 
@@ -33,11 +38,13 @@ BLUR_SHRINK = 8            # the blur-pad backdrop is blurred at 1/8 of the fram
 def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path],
                exe: str = "ffmpeg", metadata: str = "default",
                gains: Sequence[Gain | None] = (), *, roles: Sequence[Role] = (),
-               keyframes: Sequence[Sequence[float]] = ()) -> list[str]:
+               keyframes: Sequence[Sequence[float]] = (),
+               burn: Sequence[Path | None] = ()) -> list[str]:
     """The ffmpeg command that renders every plan of one master in one pass.
     `gains` (one per plan) are the measured loudness corrections; `roles` say
     what each output is (ROLES; all "final" when not given); `keyframes` are
-    seconds of each output that must start an IDR frame."""
+    seconds of each output that must start an IDR frame; `burn` are the ASS
+    files burned into each output's picture (None: no subtitles)."""
     first, last = span(plans)
     stream = ffmpeg.input(str(source), ss=_seconds(first), t=_seconds(last - first))
     role = list(roles) or ["final"] * len(plans)
@@ -53,7 +60,9 @@ def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     for index, (plan, target) in enumerate(zip(plans, outputs, strict=True)):
         parts = []
         if drawn[index]:
-            parts.append(_video_chain(videos[video_index] if videos else picture, plan, first))
+            ass = burn[index] if index < len(burn) else None
+            parts.append(_video_chain(videos[video_index] if videos else picture, plan, first,
+                                      ass))
             video_index += 1
         if plan.audio:
             audio_in = audios[audio_index] if audios else stream.audio
@@ -84,7 +93,7 @@ def _seconds(ms: int) -> str:
     return f"{ms / 1000:.3f}"
 
 
-def _video_chain(node: Any, plan: VideoPlan, offset: int) -> Any:
+def _video_chain(node: Any, plan: VideoPlan, offset: int, ass: Path | None = None) -> Any:
     (start, end), = plan.segments
     node = node.trim(start=_seconds(start - offset), end=_seconds(end - offset))
     node = node.setpts("PTS-STARTPTS")
@@ -108,6 +117,8 @@ def _video_chain(node: Any, plan: VideoPlan, offset: int) -> Any:
             color=plan.background)
     else:
         node = _blur_pad(node, plan, scale_args)
+    if ass is not None:     # libass, with the shipped fonts only: the same text everywhere
+        node = node.filter("ass", filename=str(ass), fontsdir=str(FONTS), shaping="complex")
     node = node.filter("fps", fps=rate(plan.fps))
     return node.filter("format", "yuv420p").filter("setsar", 1)
 
@@ -242,12 +253,18 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     marks = {family.carrier: keyframes(plans, family) for family in shared}
     roles: list[Role] = ["audio" if i in derived else "edit" if i in edits else "final"
                          for i in run]
+    scratch = Path(tempfile.mkdtemp(prefix="repurpose-ass-"))
+    burn = {i: scratch / f"{i}.ass" for i, plan in enumerate(plans)
+            if plan.subtitles and plan.subtitles.burn}
+    for index, ass in burn.items():
+        write_burn(plans[index], ass)
     try:
         # Absolute paths: a name starting with "-" is then never read as an option.
         run_ffmpeg(build_argv(source.absolute(), [plans[i] for i in run],
                               [sounds.get(i, edits.get(i, outputs[i])).absolute() for i in run],
                               ffmpeg_exe(), metadata, [gains[i] for i in run], roles=roles,
-                              keyframes=[marks.get(i, ()) for i in run]), label,
+                              keyframes=[marks.get(i, ()) for i in run],
+                              burn=[burn.get(i) for i in run]), label,
                    seconds=(span(plans)[1] - span(plans)[0]) / 1000)
         done = Encoded()
         for index, family in derived.items():
@@ -267,8 +284,9 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
                     continue
                 done.notes[index] = f"{exc.message}; rendered without the effect ({exc.hint})"
     finally:
-        for scratch in (*sounds.values(), *edits.values()):
-            scratch.unlink(missing_ok=True)
+        for leftover in (*sounds.values(), *edits.values()):
+            leftover.unlink(missing_ok=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     for index in done.failures:
         outputs[index].unlink(missing_ok=True)
     return done
@@ -280,6 +298,15 @@ class Encoded:
 
     failures: dict[int, RenderError] = field(default_factory=dict)   # not written
     notes: dict[int, str] = field(default_factory=dict)              # written, with a note
+
+
+def write_burn(plan: VideoPlan, target: Path) -> None:
+    """The ASS file libass burns into one variant."""
+    assert plan.subtitles is not None
+    subs = plan.subtitles
+    left, top, right, bottom = subs.frame
+    frame = Frame(plan.size[0], plan.size[1], left, top, right, bottom)
+    write_ass(cues_of(subs), styles()[subs.style], frame, target)
 
 
 def finish_argv(plan: VideoPlan, edit: Path, target: Path, metadata: str) -> list[str]:

@@ -14,6 +14,7 @@ from pipeline.metadata import PhotoMeta
 from pipeline.model import Job, JobResult, PhotoInfo, VariantResult, VideoInfo, VideoPlan
 from pipeline.outputs import sha256_file, temp_path
 from pipeline.planning import plan_video
+from pipeline.planning.common import plan_key
 from pipeline.planning.reframe import needs_subjects
 from pipeline.planning.video import needs_analysis, window
 from pipeline.probe import probe_video
@@ -22,6 +23,10 @@ from pipeline.render.photo import Master
 from pipeline.render.results import all_failed, failed, plan_each, result
 from pipeline.render.video import encode_all
 from pipeline.schema import Preset
+from pipeline.subtitles.cues import Cue
+from pipeline.subtitles.files import write_sidecar
+from pipeline.subtitles.plan import cues_of, subtitle_plan
+from pipeline.subtitles.sources import embedded_cues, find_sidecar, load_cues
 
 
 def video_job(job: Job) -> JobResult:
@@ -80,15 +85,39 @@ def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
             failure = (f"analysis failed, so the crop does not follow the subject and cuts "
                        f"were not moved to shot changes or quiet moments: {exc.message}",)
 
+    cues, origin, trouble = _cues(job, info)
+
     def plan(preset: Preset) -> list[VideoPlan]:
         plans = plan_video(info, preset, job.choices, source=job.asset.label, stem=job.stem,
                            source_digest=digest, analysis=analysis)
         if failure and (needs_analysis(info, preset, job.choices)
                         or needs_subjects(info.width, info.height, [preset], job.choices.focus)):
             plans = [replace(p, warnings=p.warnings + failure) for p in plans]
-        return plans
+        if trouble:
+            plans = [replace(p, warnings=p.warnings + trouble) for p in plans]
+        return [_with_subtitles(p, preset, cues, origin, digest) for p in plans]
 
     return plan_each(job, presets, plan, out)
+
+
+def _cues(job: Job, info: VideoInfo) -> tuple[list[Cue], str, tuple[str, ...]]:
+    """The master's subtitles: a sidecar beside it, else an embedded text stream."""
+    sidecar = find_sidecar(job.asset.path)
+    try:
+        if sidecar is not None:
+            return load_cues(sidecar, job.asset.label), sidecar.name, ()
+        return embedded_cues(job.asset.path, info, job.asset.label), "embedded stream", ()
+    except (InputError, RenderError) as exc:
+        return [], "", (f"rendered without subtitles: {exc.message}",)
+
+
+def _with_subtitles(plan: VideoPlan, preset: Preset, cues: list[Cue], origin: str,
+                    digest: str) -> VideoPlan:
+    subtitles, notes = subtitle_plan(plan, preset, cues, origin)
+    if subtitles is None:
+        return plan
+    plan = replace(plan, subtitles=subtitles, warnings=plan.warnings + notes)
+    return replace(plan, key=plan_key(plan.to_dict(), preset, digest))
 
 
 def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> None:
@@ -152,5 +181,11 @@ def publish(job: Job, preset: Preset, plan: VideoPlan, temp: Path, final: Path) 
                           preset=preset.id, hint="adjust the preset in shoot.yaml")
     size, digest = temp.stat().st_size, sha256_file(temp)
     os.replace(temp, final)
+    if plan.subtitles and plan.subtitles.sidecars:
+        for fmt in plan.subtitles.sidecars:     # caption files beside the video
+            caption = final.with_suffix(f".{fmt}")
+            scratch = temp_path(caption)
+            write_sidecar(cues_of(plan.subtitles), scratch, fmt)
+            os.replace(scratch, caption)
     return replace(result(job.asset, plan, "rendered"), bytes=size, sha256=digest,
                    checks=checks)

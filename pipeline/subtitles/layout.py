@@ -1,0 +1,183 @@
+"""Subtitle layout for one variant's frame: lines broken with the real metrics
+of the shipped font (at most MAX_LINES lines of about MAX_CHARS characters,
+within the preset's safe area), cues split when they hold more than that,
+short cues lengthened (or merged) to MIN_CUE_MS, and reading speed kept
+under MAX_CPS where the next cue leaves room. Pure, apart from reading the
+font file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+from PIL import ImageFont
+
+from pipeline.subtitles.cues import Cue, Word
+
+FONTS = Path(__file__).resolve().parent.parent / "fonts"
+MAX_LINES = 2
+MAX_CHARS = 42
+MAX_CPS = 20
+MIN_CUE_MS = 700
+GAP_MS = 80                # kept between a lengthened cue and the next
+
+
+@dataclass(frozen=True)
+class Style:
+    name: str
+    font: str
+    size: float                # of the frame's height
+    colour: str
+    outline_colour: str
+    outline: float             # of the font size
+    box: bool
+    position: str              # bottom | middle | top
+    box_colour: str = "#000000"
+    highlight: str = "#FFD400"
+    karaoke: bool = False
+
+    @property
+    def font_path(self) -> Path:
+        return FONTS / self.font
+
+
+@cache
+def styles() -> dict[str, Style]:
+    raw = yaml.safe_load((Path(__file__).with_name("styles.yaml")).read_text(encoding="utf-8"))
+    return {name: Style(name=name, **fields) for name, fields in raw.items()}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The output frame and the box subtitles must stay inside (pixels)."""
+
+    width: int
+    height: int
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+def frame_of(size: tuple[int, int], safe: tuple[float, float, float, float]) -> Frame:
+    """`safe` is the preset's safe area (top, bottom, left, right fractions)."""
+    width, height = size
+    top, bottom, left, right = safe
+    margin = 0.03        # a little air inside the safe area, and at the frame's edges
+    return Frame(width, height, width * max(left, margin), height * max(top, margin),
+                 width * (1 - max(right, margin)), height * (1 - max(bottom, margin)))
+
+
+def font_size(style: Style, frame: Frame) -> int:
+    return max(10, round(style.size * frame.height))
+
+
+@cache
+def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(path), size)
+
+
+def layout(cues: Sequence[Cue], style: Style, frame: Frame, length: int) -> list[Cue]:
+    """Cues whose text is broken into lines that fit, timed to be readable,
+    and ending by `length` (the variant's milliseconds)."""
+    font = _font(style.font_path, font_size(style, frame))
+    room = (frame.right - frame.left) - 2 * style.outline * font_size(style, frame)
+    out: list[Cue] = []
+    for cue in _merge_short(cues):
+        lines = _lines(" ".join(cue.text.split()), font, room)
+        for chunk, (start, end), words in _chunks(cue, lines, font, room):
+            out.append(Cue(start, end, "\n".join(chunk), words))
+    return _lengthen(out, length)
+
+
+def _lines(text: str, font: ImageFont.FreeTypeFont, room: float) -> list[str]:
+    """Greedy lines under `room` pixels and MAX_CHARS, then each pair balanced."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        trial = f"{lines[-1]} {word}" if lines else word
+        if lines and font.getlength(trial) <= room and len(trial) <= MAX_CHARS:
+            lines[-1] = trial
+        else:
+            lines.append(word)
+    balanced: list[str] = []
+    for index in range(0, len(lines), MAX_LINES):
+        pair = lines[index:index + MAX_LINES]
+        balanced += _balance(pair, font, room) if len(pair) == 2 else pair
+    return balanced
+
+
+def _balance(pair: list[str], font: ImageFont.FreeTypeFont, room: float) -> list[str]:
+    """Two lines broken where the longer one is shortest (a tidier block)."""
+    words = " ".join(pair).split(" ")
+    best = pair
+    widest = max(font.getlength(line) for line in pair)
+    for cut in range(1, len(words)):
+        a, b = " ".join(words[:cut]), " ".join(words[cut:])
+        width = max(font.getlength(a), font.getlength(b))
+        if width < widest and width <= room and max(len(a), len(b)) <= MAX_CHARS:
+            best, widest = [a, b], width
+    return best
+
+
+def _chunks(cue: Cue, lines: list[str], font: ImageFont.FreeTypeFont, room: float
+            ) -> list[tuple[list[str], tuple[int, int], tuple[Word, ...]]]:
+    """At most MAX_LINES lines per cue: a longer one becomes several cues of
+    about equal length, the time shared by characters (or cut at word times)."""
+    if len(lines) <= MAX_LINES:
+        return [(lines, (cue.start, cue.end), cue.words)]
+    words = " ".join(lines).split(" ")
+    parts = -(-len(lines) // MAX_LINES)
+    total = sum(len(w) + 1 for w in words)
+    groups: list[list[str]] = [[] for _ in range(parts)]
+    seen = 0
+    for word in words:        # each word goes to the part its middle character falls in
+        groups[min(parts - 1, int((seen + len(word) / 2) * parts / total))].append(word)
+        seen += len(word) + 1
+    out = []
+    start, used, taken = cue.start, 0, 0
+    for number, group in enumerate(g for g in groups if g):
+        text = " ".join(group)
+        used += len(text) + 1
+        spoken = cue.words[taken:taken + len(group)]
+        taken += len(group)
+        if number == parts - 1 or taken >= len(words):
+            end = cue.end
+        elif cue.words and taken < len(cue.words):
+            end = cue.words[taken].start
+        else:
+            end = cue.start + round(cue.duration * used / total)
+        out.append((_lines(text, font, room), (start, end), spoken))
+        start = end
+    return out
+
+
+def _merge_short(cues: Sequence[Cue]) -> list[Cue]:
+    """A cue under MIN_CUE_MS that the next one leaves no room to lengthen joins
+    it, when their text fits one cue."""
+    merged: list[Cue] = []
+    for cue in cues:
+        if merged and merged[-1].start + MIN_CUE_MS > cue.start - GAP_MS:
+            last = merged[-1]
+            text = f"{' '.join(last.text.split())} {' '.join(cue.text.split())}"
+            if len(text) <= MAX_CHARS * MAX_LINES:
+                merged[-1] = Cue(last.start, cue.end, text, last.words + cue.words)
+                continue
+        merged.append(cue)
+    return merged
+
+
+def _lengthen(cues: list[Cue], length: int) -> list[Cue]:
+    """Cues too short or too fast to read last longer, into the gap before the next."""
+    out: list[Cue] = []
+    for index, cue in enumerate(cues):
+        following = cues[index + 1].start - GAP_MS if index + 1 < len(cues) else length
+        chars = len(cue.text.replace("\n", " "))
+        wanted = max(MIN_CUE_MS, round(chars * 1000 / MAX_CPS))
+        end = cue.end
+        if cue.duration < wanted:
+            end = max(cue.end, min(cue.start + wanted, following))
+        out.append(Cue(cue.start, min(end, length), cue.text, cue.words))
+    return out

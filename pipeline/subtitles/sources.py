@@ -1,0 +1,65 @@
+"""Where a master's subtitles come from, in this order: a sidecar beside it
+(`<stem>.srt`, `.vtt`, `.ass`/`.ssa`, or `<stem>.<lang>.srt` ...), then an
+embedded text subtitle stream. Parsed with pysubs2."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pysubs2
+
+from pipeline.errors import InputError
+from pipeline.ffmpeg import GLOBAL_ARGS, ffmpeg_exe, run_ffmpeg
+from pipeline.model import VideoInfo
+from pipeline.subtitles.cues import Cue
+
+SUFFIXES = (".srt", ".vtt", ".ass", ".ssa")
+
+
+def find_sidecar(master: Path) -> Path | None:
+    """`<stem>.<ext>` first, then `<stem>.<lang>.<ext>` in name order."""
+    folder, stem = master.parent, master.stem
+    for suffix in SUFFIXES:
+        exact = folder / f"{stem}{suffix}"
+        if exact.is_file():
+            return exact
+    try:
+        names = sorted(p for p in folder.iterdir()
+                       if p.is_file() and p.suffix.lower() in SUFFIXES
+                       and p.name.startswith(f"{stem}.") and p.name.count(".") >= 2
+                       and p.stem[len(stem) + 1:].replace("-", "").replace("_", "").isalpha())
+    except OSError:
+        return None
+    return names[0] if names else None
+
+
+def load_cues(path: Path, label: str) -> list[Cue]:
+    """Every dialogue line of a subtitle file, as plain text."""
+    try:
+        subs = pysubs2.load(str(path), encoding="utf-8")
+    except UnicodeDecodeError:
+        subs = pysubs2.load(str(path), encoding="latin-1")
+    except (pysubs2.exceptions.Pysubs2Error, ValueError, OSError) as exc:
+        raise InputError(f"cannot read subtitles {path.name}: {exc}", path=label,
+                         hint="save it again as UTF-8 SRT or WebVTT") from exc
+    cues = []
+    for event in subs:
+        if event.is_comment or event.end <= event.start:
+            continue
+        text = event.plaintext.strip()
+        if text:
+            cues.append(Cue(int(event.start), int(event.end), text))
+    return sorted(cues, key=lambda c: (c.start, c.end))
+
+
+def embedded_cues(master: Path, info: VideoInfo, label: str) -> list[Cue]:
+    """The first embedded text subtitle stream, or nothing."""
+    stream = next((s for s in info.subtitles if s.is_text), None)
+    if stream is None:
+        return []
+    with tempfile.TemporaryDirectory(prefix="repurpose-subs-") as tmp:
+        target = Path(tmp) / "embedded.srt"
+        run_ffmpeg([ffmpeg_exe(), *GLOBAL_ARGS, "-i", str(master.absolute()), "-map",
+                    f"0:{stream.index}", "-f", "srt", str(target)], label)
+        return load_cues(target, label)
