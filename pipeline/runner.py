@@ -100,7 +100,7 @@ def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Seque
         jobs.append(Job(asset, stems[asset], presets,
                         Choices(focus=focus, pins=pins, ai=ctx.ai(asset), trim=opts.trim,
                                 still_ms=round(ctx.shoot.still_duration * 1000),
-                                audio_bed=ctx.audio_bed()),
+                                audio_bed=ctx.audio_bed(), speech=ctx.shoot.speech),
                         out_dir, mine, force, dry_run, named))
     return Planned(jobs, list(found.errors), [], found, contexts)
 

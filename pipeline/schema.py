@@ -321,6 +321,19 @@ class SourceOptions(Strict):
         return self
 
 
+class SpeechOptions(Strict):
+    """shoot.yaml `speech`: speech-to-text for masters without subtitles."""
+
+    provider: Literal["auto", "whisper", "command", "none"] = Field(
+        default="auto", description="auto: whisper when repurpose[speech] is installed")
+    language: str | None = Field(default="en", description="spoken language; null: detect")
+    model: str | None = Field(default=None, description="a CTranslate2 Whisper model folder "
+                                                         "(default: the bundled tiny.en)")
+    command: list[str] = Field(default=[], description="program and arguments; the audio "
+                                                       "path is added last")
+    timeout: float = Field(default=900, gt=0, description="seconds the command may take")
+
+
 class Shoot(Strict):
     """shoot.yaml: what to make from the masters in one folder."""
 
@@ -333,6 +346,7 @@ class Shoot(Strict):
                                   description="seconds of video made from a photo master")
     audio_bed: str | None = Field(default=None, description="sound file (beside shoot.yaml) "
                                   "under videos made from photos; silent when unset")
+    speech: SpeechOptions = SpeechOptions()
     metadata: MetadataPolicy | None = Field(
         default=None, description="metadata policy for every preset of this shoot")
     background: Colour | None = Field(default=None, description="pad and flatten colour")

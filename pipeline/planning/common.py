@@ -35,6 +35,7 @@ class Choices:
     still_ms: int = 6000                        # video made from a photo master
     audio_bed: str | None = None                # absolute path of its sound, if any
     pins: tuple[Pin, ...] = ()                  # focus points pinned for time ranges (video)
+    speech: Any = None                          # shoot.yaml speech options (SpeechOptions)
 
 
 def output_path(preset: Preset, stem: str, part: int | None = None) -> str:

@@ -3,6 +3,7 @@ with one ffmpeg run, verify each output, then give it its final name."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +13,7 @@ from pipeline.checks import check_video
 from pipeline.errors import InputError, PipelineError, RenderError
 from pipeline.metadata import PhotoMeta
 from pipeline.model import Job, JobResult, PhotoInfo, VariantResult, VideoInfo, VideoPlan
-from pipeline.outputs import sha256_file, temp_path
+from pipeline.outputs import atomic_write, sha256_file, temp_path
 from pipeline.planning import plan_video
 from pipeline.planning.common import plan_key
 from pipeline.planning.reframe import needs_subjects
@@ -22,10 +23,11 @@ from pipeline.render.cover import cover
 from pipeline.render.photo import Master
 from pipeline.render.results import all_failed, failed, plan_each, result
 from pipeline.render.video import encode_all
-from pipeline.schema import Preset
+from pipeline.schema import Preset, SpeechOptions
+from pipeline.speech import transcribe
 from pipeline.subtitles.cues import Cue
 from pipeline.subtitles.files import write_sidecar
-from pipeline.subtitles.plan import cues_of, subtitle_plan
+from pipeline.subtitles.plan import cues_of, outputs, subtitle_plan
 from pipeline.subtitles.sources import embedded_cues, find_sidecar, load_cues
 
 
@@ -85,7 +87,7 @@ def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
             failure = (f"analysis failed, so the crop does not follow the subject and cuts "
                        f"were not moved to shot changes or quiet moments: {exc.message}",)
 
-    cues, origin, trouble = _cues(job, info)
+    cues, origin, trouble = _cues(job, info, presets, digest)
 
     def plan(preset: Preset) -> list[VideoPlan]:
         plans = plan_video(info, preset, job.choices, source=job.asset.label, stem=job.stem,
@@ -100,15 +102,38 @@ def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
     return plan_each(job, presets, plan, out)
 
 
-def _cues(job: Job, info: VideoInfo) -> tuple[list[Cue], str, tuple[str, ...]]:
-    """The master's subtitles: a sidecar beside it, else an embedded text stream."""
+def _cues(job: Job, info: VideoInfo, presets: list[Preset], digest: str
+          ) -> tuple[list[Cue], str, tuple[str, ...]]:
+    """The master's subtitles: a sidecar beside it, else an embedded text stream,
+    else its speech (when a preset shows subtitles and the master has sound)."""
     sidecar = find_sidecar(job.asset.path)
     try:
         if sidecar is not None:
             return load_cues(sidecar, job.asset.label), sidecar.name, ()
-        return embedded_cues(job.asset.path, info, job.asset.label), "embedded stream", ()
+        cues = embedded_cues(job.asset.path, info, job.asset.label)
+        if cues:
+            return cues, "embedded stream", ()
+        if not info.audio or not any(any(outputs(p)) for p in presets):
+            return [], "", ()
+        speech = job.choices.speech or SpeechOptions()
+        cues = transcribe(job.asset.path, speech, digest, job.asset.label)
+        if not job.dry_run:
+            _write_transcript(job, cues)
+        return cues, "speech", ()
     except (InputError, RenderError) as exc:
-        return [], "", (f"rendered without subtitles: {exc.message}",)
+        hint = f" ({exc.hint})" if exc.hint else ""
+        return [], "", (f"rendered without subtitles: {exc.message}{hint}",)
+
+
+def _write_transcript(job: Job, cues: list[Cue]) -> None:
+    """The transcript beside the outputs, for a person to correct (saved as a .srt
+    beside the master, a corrected transcript wins over speech-to-text)."""
+    body = {"source": job.asset.label, "cues": [
+        {"start": c.start / 1000, "end": c.end / 1000, "text": c.text,
+         "words": [{"start": w.start / 1000, "end": w.end / 1000, "word": w.text}
+                   for w in c.words]} for c in cues]}
+    atomic_write(job.out_dir / f"{job.stem}.transcript.json",
+                 json.dumps(body, indent=1, ensure_ascii=False).encode("utf-8"))
 
 
 def _with_subtitles(plan: VideoPlan, preset: Preset, cues: list[Cue], origin: str,

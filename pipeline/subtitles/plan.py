@@ -16,9 +16,8 @@ from pipeline.subtitles.retime import retime
 SIDECAR_FORMATS = ("srt", "vtt")
 
 
-def subtitle_plan(plan: VideoPlan, preset: Preset, cues: Sequence[Cue], source: str
-                  ) -> tuple[SubtitlePlan | None, tuple[str, ...]]:
-    """The plan's subtitles (None when it gets none), and warnings."""
+def outputs(preset: Preset) -> tuple[bool, tuple[str, ...]]:
+    """Whether a preset burns subtitles in, and which caption files it writes."""
     spec = preset.subtitles
     sidecars = tuple(f for f in (spec.formats if spec else []) if f in SIDECAR_FORMATS)
     if spec and spec.sidecar and not sidecars:
@@ -26,6 +25,14 @@ def subtitle_plan(plan: VideoPlan, preset: Preset, cues: Sequence[Cue], source: 
     if not (spec and spec.sidecar):
         sidecars = ()
     burn = spec.burn if spec and spec.burn is not None else not sidecars
+    return burn, sidecars
+
+
+def subtitle_plan(plan: VideoPlan, preset: Preset, cues: Sequence[Cue], source: str
+                  ) -> tuple[SubtitlePlan | None, tuple[str, ...]]:
+    """The plan's subtitles (None when it gets none), and warnings."""
+    spec = preset.subtitles
+    burn, sidecars = outputs(preset)
     if not cues or not (burn or sidecars):
         return None, ()
     name = spec.style if spec else "lower-third"

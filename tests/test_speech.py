@@ -1,0 +1,128 @@
+"""Speech-to-text: the offline default provider on real synthetic speech
+(espeak-ng), the command provider, and what happens without any."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import pytest
+from videomedia import ffmpeg_exe
+
+from pipeline.schema import SpeechOptions
+from pipeline.speech import SpeechUnavailable, transcribe
+
+SCRIPT = ["The rocket left the launch pad at dawn.",
+          "Everyone on the team cheered when the engines roared.",
+          "Tomorrow we will share the photos with our followers."]
+GAP_S = 1.0
+
+
+def narration(folder: Path) -> tuple[Path, list[float]]:
+    """The script spoken by espeak-ng, each sentence after GAP_S of silence, as a
+    video master; returns it and the second each sentence starts."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("needs the espeak-ng system package (apt-get install espeak-ng)")
+    parts, starts, at = [], [], 0.0
+    for n, sentence in enumerate(SCRIPT):
+        wav = folder / f"s{n}.wav"
+        subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), sentence], check=True)
+        with wave.open(str(wav)) as w:
+            seconds = w.getnframes() / w.getframerate()
+        at += GAP_S
+        starts.append(at + _onset(wav))
+        parts.append(wav)
+        at += seconds
+    listing = folder / "list.txt"
+    silence = folder / "gap.wav"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"anullsrc=r=22050:cl=mono:d={GAP_S}", str(silence)], check=True)
+    listing.write_text("".join(f"file '{silence}'\nfile '{p}'\n" for p in parts))
+    master = folder / "talk.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"color=c=gray:s=320x240:r=30:d={at + 0.5}", "-f", "concat", "-safe", "0",
+                    "-i", str(listing), "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(master)], check=True)
+    return master, starts
+
+
+def _onset(wav: Path) -> float:
+    """Seconds of leading silence espeak puts before the voice."""
+    import numpy as np
+
+    with wave.open(str(wav)) as w:
+        samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        rate = w.getframerate()
+    loud = np.nonzero(np.abs(samples) > 1000)[0]
+    return float(loud[0] / rate) if loud.size else 0.0
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate: word-level edit distance over the reference's length."""
+    ref = [w.strip(".,!?").lower() for w in reference.split()]
+    hyp = [w.strip(".,!?").lower() for w in hypothesis.split()]
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1] / len(ref)
+
+
+@pytest.mark.slow
+def test_default_provider_transcribes_real_speech(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("faster_whisper", reason="needs the speech extra: repurpose[speech]")
+    monkeypatch.setenv("REPURPOSE_CACHE", str(tmp_path / "cache"))
+    master, starts = narration(tmp_path)
+    cues = transcribe(master, SpeechOptions(), "talk-digest", "talk.mp4")
+    heard = " ".join(c.text for c in cues)
+    rate = wer(" ".join(SCRIPT), heard)
+    words = [w for c in cues for w in c.words]
+    # Timing: the first word heard after each sentence's known start.
+    errors = [min(abs(w.start / 1000 - s) for w in words) for s in starts]
+    with capsys.disabled():
+        print(f"\nspeech-to-text (whisper tiny.en, int8): WER {rate:.1%} over "
+              f"{len(' '.join(SCRIPT).split())} words; sentence onset error mean "
+              f"{sum(errors) / len(errors) * 1000:.0f} ms, max {max(errors) * 1000:.0f} ms")
+    assert rate <= 0.20, heard
+    assert max(errors) <= 0.5
+    assert all(w.end >= w.start for w in words) and words == sorted(words, key=lambda w: w.start)
+
+
+def test_command_provider_reads_segments_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPURPOSE_CACHE", str(tmp_path / "cache"))
+    from videomedia import make_video
+
+    master = make_video(tmp_path / "clip.mp4", seconds=1)
+    tool = tmp_path / "asr.py"
+    tool.write_text("import json, sys\nassert sys.argv[1].endswith('.wav')\n"
+                    "print(json.dumps({'segments': [{'start': 0.2, 'end': 0.9, 'text': ' Hi.',"
+                    " 'words': [{'start': 0.2, 'end': 0.5, 'word': 'Hi.'}]}]}))\n")
+    options = SpeechOptions(provider="command", command=[sys.executable, str(tool)])
+    (cue,) = transcribe(master, options, "d1", "clip.mp4")
+    assert (cue.start, cue.end, cue.text, cue.words[0].text) == (200, 900, "Hi.", "Hi.")
+    tool.write_text("print('not json')\n")
+    with pytest.raises(Exception, match="no valid segments JSON"):
+        transcribe(master, options, "d2", "clip.mp4")
+
+
+def test_without_a_provider_the_render_goes_on_and_says_how(tmp_path):
+    from videomedia import make_video, video_presets_dir
+
+    from pipeline.runner import run
+
+    master = make_video(tmp_path / "clip.mp4", seconds=3.2)
+    (tmp_path / "shoot.yaml").write_text("speech: {provider: none}\n")
+    with pytest.raises(SpeechUnavailable):
+        transcribe(master, SpeechOptions(provider="none"), "d", "clip.mp4")
+    report = run([tmp_path], tmp_path / "out", [video_presets_dir(tmp_path)], ["tv-tall"],
+                 jobs=1)
+    (result,) = report.results
+    assert result.status == "rendered"
+    (note,) = [w for w in result.warnings if "without subtitles" in w]
+    assert "repurpose[speech]" in note and "speech.provider" in note
+    assert json.dumps(result.plan).count('"subtitles": null') == 1
