@@ -6,7 +6,9 @@ astronaut.jpg: scikit-image's astronaut photo (Eileen Collins, NASA, public
 domain) with EXIF artist, copyright and a GPS position, so a render shows
 GPS removed and credits kept. landscape.jpg: a generated 3:2 landscape.
 logo.png: a transparent badge. clip.mp4: a 4 s 720p pan across the
-landscape with a soft two-note chord. shoot.yaml is written by hand.
+landscape with a short narration (espeak-ng, which must be installed) over
+a soft two-note chord, so its variants get subtitles from speech.
+shoot.yaml and effects.py are written by hand.
 """
 
 from __future__ import annotations
@@ -77,19 +79,27 @@ def logo(size: int = 1200) -> None:
     image.save(HERE / "logo.png", optimize=True)
 
 
+NARRATION = "It is launch day. The crew is ready to fly."
+
+
 def clip(seconds: int = 4) -> None:
     import subprocess
+    import tempfile
 
     import imageio_ffmpeg
 
+    voice = Path(tempfile.mkdtemp()) / "voice.wav"
+    subprocess.run(["espeak-ng", "-s", "140", "-w", str(voice), NARRATION], check=True)
     pan = f"crop=1280:720:x='(iw-1280)*t/{seconds}':y=380,format=yuv420p"
     subprocess.run([
         imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y",
         "-loop", "1", "-framerate", "30", "-t", str(seconds), "-i", str(HERE / "landscape.jpg"),
         "-f", "lavfi", "-i", f"sine=f=220:d={seconds}", "-f", "lavfi", "-i",
-        f"sine=f=330:d={seconds}",
-        "-filter_complex", f"[0:v]{pan}[v];[1:a][2:a]amix=inputs=2,volume=0.6,"
-                           f"afade=t=in:d=0.5,afade=t=out:st={seconds - 0.8}:d=0.8[a]",
+        f"sine=f=330:d={seconds}", "-i", str(voice),
+        "-filter_complex", f"[0:v]{pan}[v];[1:a][2:a]amix=inputs=2,volume=0.15[bed];"
+                           "[3:a]adelay=500:all=1,aresample=44100[talk];"
+                           "[bed][talk]amix=inputs=2:duration=first:normalize=0,"
+                           f"afade=t=in:d=0.3,afade=t=out:st={seconds - 0.5}:d=0.5[a]",
         "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-crf", "30", "-preset", "slow",
         "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(HERE / "clip.mp4"),
     ], check=True)

@@ -11,6 +11,7 @@ it). Outputs are written under hidden temporary names, verified, then renamed.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from pipeline.subtitles.layout import FONTS, Frame, styles
 from pipeline.subtitles.plan import cues_of
 
 BLUR_SHRINK = 8            # the blur-pad backdrop is blurred at 1/8 of the frame
+RENORMALISE_DB = 1.0       # an effect's output further off its loudness target is corrected
 
 
 def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path],
@@ -276,6 +278,7 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
         for index, edit in edits.items():
             try:
                 apply_effect(plans[index], edit, outputs[index], folders, label)
+                renormalise(plans[index], outputs[index], metadata, label)
             except RenderError as exc:     # a failed hook never loses the render
                 try:
                     run_ffmpeg(finish_argv(plans[index], edit, outputs[index], metadata), label)
@@ -307,6 +310,28 @@ def write_burn(plan: VideoPlan, target: Path) -> None:
     left, top, right, bottom = subs.frame
     frame = Frame(plan.size[0], plan.size[1], left, top, right, bottom)
     write_ass(cues_of(subs), styles()[subs.style], frame, target)
+
+
+def renormalise(plan: VideoPlan, target: Path, metadata: str, label: str) -> None:
+    """Bring an effect's output back to the preset's loudness when the effect
+    changed it (fades, music): the audio is re-encoded, the picture copied."""
+    if not (plan.audio and plan.loudness):
+        return
+    gain = gain_for(measure(target), *plan.loudness)
+    if abs(gain.db) < RENORMALISE_DB and gain.limit >= 1.0:
+        return
+    fixed = target.with_name(target.name + ".loud.mp4")
+    stream = ffmpeg.input(str(target.absolute()))
+    sound = stream.audio.filter("volume", f"{gain.db:.2f}dB").filter(
+        "alimiter", limit=f"{gain.limit:.4f}", level=0, latency=1)
+    args = {**audio_args(plan), "f": "mp4", "c:v": "copy", "movflags": "+faststart",
+            "map_metadata": 0}
+    try:
+        run_ffmpeg(compile_argv(ffmpeg.output(stream.video, sound, str(fixed.absolute()),
+                                              **args), ffmpeg_exe()), label)
+        os.replace(fixed, target)
+    finally:
+        fixed.unlink(missing_ok=True)
 
 
 def finish_argv(plan: VideoPlan, edit: Path, target: Path, metadata: str) -> list[str]:
