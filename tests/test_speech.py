@@ -126,3 +126,22 @@ def test_without_a_provider_the_render_goes_on_and_says_how(tmp_path):
     (note,) = [w for w in result.warnings if "without subtitles" in w]
     assert "repurpose[speech]" in note and "speech.provider" in note
     assert json.dumps(result.plan).count('"subtitles": null') == 1
+
+
+@pytest.mark.slow
+def test_the_sample_shoot_renders_whole_with_subtitles_from_speech(tmp_path):
+    from conftest import ROOT, run_cli
+
+    pytest.importorskip("faster_whisper", reason="needs the speech extra: repurpose[speech]")
+    done = run_cli("render", ROOT / "samples" / "shoot", "--out", tmp_path, "--json")
+    assert done.returncode == 0, done.stderr
+    variants = {(v["source"], v["preset"]): v for v in json.loads(done.stdout)["variants"]}
+    assert all(v["status"] == "rendered" and all(c["ok"] for c in v["checks"])
+               for v in variants.values())
+    reel = variants[("shoot/clip.mp4", "instagram-reel")]["plan"]["subtitles"]
+    assert reel["source"] == "speech" and reel["burn"]
+    heard = " ".join(c[2] for c in reel["cues"]).lower()
+    assert "launch day" in heard and "ready to fly" in heard
+    transcript = json.loads((tmp_path / "clip.transcript.json").read_text())
+    assert transcript["cues"][0]["words"]
+    assert (tmp_path / "x-video" / "clip.srt").read_text().count("-->") >= 1

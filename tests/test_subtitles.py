@@ -159,3 +159,38 @@ def test_burned_text_stays_inside_the_safe_area(tmp_path):
     # Instagram Reels' safe area: 14 % top, 35 % bottom, 6 % each side.
     assert rows.min() >= 0.14 * 640 and rows.max() <= 0.65 * 640
     assert cols.min() >= 0.06 * 360 and cols.max() <= 0.94 * 360
+
+
+def test_karaoke_highlights_each_word_at_its_time(tmp_path):
+    import pysubs2
+
+    from pipeline.subtitles.files import write_ass
+
+    style = styles()["karaoke"]
+    frame = frame_of((1080, 1920), (0.14, 0.35, 0.06, 0.06))
+    cue = Cue(1000, 2600, "We have liftoff", (Word(1200, 1500, "We"), Word(1500, 1800, "have"),
+                                               Word(1800, 2600, "liftoff")))
+    write_ass(layout([cue], style, frame, 5000), style, frame, tmp_path / "k.ass")
+    (event,) = pysubs2.load(str(tmp_path / "k.ass"))
+    # 0.2 s before the first word, then each word for its own time (centiseconds).
+    assert event.text == r"{\k20}{\kf30}We {\kf30}have {\kf80}liftoff"
+    subs = pysubs2.load(str(tmp_path / "k.ass"))
+    assert subs.info["PlayResX"] == "1080" and subs.styles["Default"].marginv == round(0.35 * 1920)
+
+
+def test_embedded_text_subtitles_are_used_when_there_is_no_sidecar(tmp_path):
+    from videomedia import make_video
+
+    from pipeline.model import Asset
+    from pipeline.probe import probe_video
+    from pipeline.subtitles.sources import embedded_cues
+
+    plain = make_video(tmp_path / "plain.mp4", seconds=2)
+    (tmp_path / "in.srt").write_text(srt([(0.5, 1.5, "Embedded words")]))
+    muxed = tmp_path / "muxed.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(plain), "-i",
+                    str(tmp_path / "in.srt"), "-map", "0", "-map", "1", "-c", "copy",
+                    "-c:s", "mov_text", str(muxed)], check=True)
+    info = probe_video(Asset(muxed, "muxed.mp4", "muxed", tmp_path, "muxed.mp4"))
+    (cue,) = embedded_cues(muxed, info, "muxed.mp4")
+    assert (cue.start, cue.end, cue.text) == (500, 1500, "Embedded words")
