@@ -263,6 +263,7 @@ class VariantResult:
     group: str | None = None
     order: int = 0
     plan: dict[str, Any] = field(default_factory=dict)
+    caption: dict[str, Any] | None = None   # the draft post copy (pipeline.captions)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -100,7 +100,8 @@ def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Seque
         jobs.append(Job(asset, stems[asset], presets,
                         Choices(focus=focus, pins=pins, ai=ctx.ai(asset), trim=opts.trim,
                                 still_ms=round(ctx.shoot.still_duration * 1000),
-                                audio_bed=ctx.audio_bed(), speech=ctx.shoot.speech),
+                                audio_bed=ctx.audio_bed(), speech=ctx.shoot.speech,
+                                copy=(ctx.shoot.brand, ctx.shoot.brief, ctx.shoot.captions)),
                         out_dir, mine, force, dry_run, named))
     return Planned(jobs, list(found.errors), [], found, contexts)
 

@@ -276,6 +276,13 @@ class Preset(Strict):
 class Brand(Strict):
     name: str | None = None
     handle: str | None = None
+    voice: str | None = Field(default=None, description="how the brand sounds, for writers")
+    lexicon: list[str] = Field(default=[], description="names spelled exactly like this")
+    banned: list[str] = Field(default=[], description="words that never appear in copy")
+    banned_action: Literal["remove", "reject"] = Field(
+        default="remove", description="remove a banned word, or reject the caption (the "
+                                      "template's is used)")
+    call_to_action: str | None = Field(default=None, description="kept in every caption")
 
 
 class Brief(Strict):
@@ -321,6 +328,25 @@ class SourceOptions(Strict):
         return self
 
 
+class Disclosure(Strict):
+    """What the brand adds when AI wrote the copy."""
+
+    text: str = Field(default="#AI", description="a tag or a sentence")
+    position: Literal["end", "start"] = "end"
+
+
+class CaptionOptions(Strict):
+    """shoot.yaml `captions`: who drafts each platform's post copy."""
+
+    provider: str = Field(default="template", description="template | command | openai | "
+                                                          "an entry point of repurpose.captions")
+    options: dict[str, Any] = Field(default={}, description="the provider's settings")
+    strict: bool = Field(default=False, description="remove facts the sources do not hold "
+                                                    "(else they are only flagged)")
+    disclosure: Disclosure | None = Field(default=None, description="added to AI-written copy")
+    language: str = "en"
+
+
 class SpeechOptions(Strict):
     """shoot.yaml `speech`: speech-to-text for masters without subtitles."""
 
@@ -347,6 +373,7 @@ class Shoot(Strict):
     audio_bed: str | None = Field(default=None, description="sound file (beside shoot.yaml) "
                                   "under videos made from photos; silent when unset")
     speech: SpeechOptions = SpeechOptions()
+    captions: CaptionOptions = CaptionOptions()
     metadata: MetadataPolicy | None = Field(
         default=None, description="metadata policy for every preset of this shoot")
     background: Colour | None = Field(default=None, description="pad and flatten colour")

@@ -36,6 +36,7 @@ class Choices:
     audio_bed: str | None = None                # absolute path of its sound, if any
     pins: tuple[Pin, ...] = ()                  # focus points pinned for time ranges (video)
     speech: Any = None                          # shoot.yaml speech options (SpeechOptions)
+    copy: Any = None                            # (Brand, Brief, CaptionOptions) for captions
 
 
 def output_path(preset: Preset, stem: str, part: int | None = None) -> str:

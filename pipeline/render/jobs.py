@@ -9,6 +9,7 @@ It never raises: failures come back as errors for this master only.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from pipeline.analysis.photo import analyze_photo
 from pipeline.analysis.subjects import Subject
+from pipeline.captions import caption_for
+from pipeline.captions.draft import request_for
 from pipeline.checks import check_photo
 from pipeline.errors import InputError, RenderError
 from pipeline.model import (
@@ -41,12 +44,46 @@ log = logging.getLogger(__name__)
 def render_job(job: Job) -> JobResult:
     """Probe, plan and render every variant of one master; never raises."""
     try:
-        return _render_job(job)
+        return _with_captions(job, _render_job(job))
     except Exception as exc:  # noqa: BLE001 - one master's bug must not stop the others
         log.debug("unexpected failure on %s", job.asset.label, exc_info=True)
         err = RenderError(f"internal error: {type(exc).__name__}: {exc}", path=job.asset.label,
                           hint="please report this with the file; REPURPOSE_DEBUG=1 shows more")
         return JobResult(errors=[err])
+
+
+def _with_captions(job: Job, out: JobResult) -> JobResult:
+    """A draft caption beside every written variant whose platform has a caption
+    field: `<name>.caption.txt`, exactly what to paste, and in the manifest."""
+    if job.choices.copy is None:
+        return out
+    brand, brief, options = job.choices.copy
+    presets = {p.id: p for p in job.presets}
+    transcript = _transcript(job)
+    for index, made in enumerate(out.results):
+        preset = presets.get(made.preset)
+        if preset is None or made.status not in ("rendered", "unchanged"):
+            continue
+        segments = made.plan.get("segments") or []
+        seconds = sum(b - a for a, b in segments) / 1000 if segments else None
+        request = request_for(preset, brand, brief, options, {}, transcript, seconds)
+        if request is None:
+            continue
+        caption = caption_for(request, preset, brand, options)
+        if not job.dry_run:
+            target = (job.out_dir / made.path).with_suffix(".caption.txt")
+            atomic_write(target, (caption.text + "\n").encode("utf-8"))
+        out.results[index] = replace(made, caption=caption.to_dict())
+    return out
+
+
+def _transcript(job: Job) -> str | None:
+    """The master's speech, when this run (or an earlier one) transcribed it."""
+    path = job.out_dir / f"{job.stem}.transcript.json"
+    try:
+        return " ".join(c["text"] for c in json.loads(path.read_text("utf-8"))["cues"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _render_job(job: Job) -> JobResult:

@@ -1,0 +1,132 @@
+"""Captions: the template for every platform within its limits (property-based),
+the command provider with a real script, and each guardrail."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.captions.draft import caption_for, request_for
+from pipeline.captions.guard import guard, shorten
+from pipeline.captions.length import length
+from pipeline.captions.model import Caption
+from pipeline.presets import load_catalog
+from pipeline.schema import Brand, Brief, CaptionOptions, Disclosure
+
+CATALOG = load_catalog()
+CAPTIONED = [pid for pid in CATALOG.ids() if CATALOG.get(pid).caption is not None]
+
+
+def request(pid: str, brief: Brief | None = None, brand: Brand | None = None,
+            transcript: str | None = None):
+    return request_for(CATALOG.get(pid), brand or Brand(name="Café Lumière"),
+                       brief or Brief(title="Launch day", description="Doors open at 9."),
+                       CaptionOptions(), {}, transcript, 10.0)
+
+
+words = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "So", "Zs")),
+                min_size=0, max_size=400)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(title=words, description=words, tags=st.lists(st.from_regex(r"#?[a-z]{1,20}",
+                                                                    fullmatch=True),
+                                                      max_size=40),
+       pid=st.sampled_from(CAPTIONED))
+def test_template_stays_within_every_platform_limit(title, description, tags, pid):
+    brief = Brief(title=title or None, description=(description * 20) or None, hashtags=tags,
+                  link="https://example.com/launch")
+    brand = Brand(name="Café Lumière", call_to_action="Book a table.")
+    preset = CATALOG.get(pid)
+    req = request_for(preset, brand, brief, CaptionOptions(), {}, None, 12.0)
+    result = caption_for(req, preset, brand, CaptionOptions())
+    spec = preset.caption
+    if spec.max_chars:
+        assert length(result.text, spec.unit) <= spec.max_chars
+    if spec.max_hashtags is not None:
+        assert len(result.hashtags) <= spec.max_hashtags
+    if spec.title_max_chars and result.title:
+        assert len(result.title) <= spec.title_max_chars
+    assert "https://example.com/launch" in result.text and "Book a table." in result.text
+    body = result.text.split("\n\n")[0]
+    assert not body or body.endswith(("…", ".", "!", "?")) or body in (
+        description * 20, title, brief.description)  # never cut mid-word
+
+
+def test_x_counts_urls_as_23_and_emoji_as_2():
+    text = "Launch 🚀 https://example.com/a/very/long/path/that/goes/on/and/on/forever"
+    assert length(text, "x_weighted") == len("Launch ") + 2 + 1 + 23
+    assert length("漢字", "x_weighted") == 4 and length("漢字", "chars") == 2
+
+
+def test_shorten_never_cuts_mid_word():
+    text = "We opened the doors. Everyone came in at once and stayed late."
+    assert shorten(text, 25, "chars") == "We opened the doors."
+    assert shorten("Supercalifragilistic expialidocious words here", 30, "chars") == (
+        "Supercalifragilistic…")
+
+
+def test_lexicon_near_misses_are_corrected_and_reported():
+    brand = Brand(name="Café Lumière", lexicon=["Café Lumière", "LumiBrew"])
+    out = guard(Caption("Visit cafe lumiere and try the Lumibrew today."), request("x-image"),
+                brand, CaptionOptions(), ai=True)
+    assert "Café Lumière" in out.caption.text and "LumiBrew" in out.caption.text
+    assert any("'cafe lumiere' corrected to 'Café Lumière'" in f for f in out.findings)
+
+
+def test_invented_facts_are_flagged_or_removed_when_strict():
+    req = request("instagram-feed-square", Brief(title="Launch", description="Doors open at 9."))
+    text = "Doors open at 9. 50% off, only $12 until 12/24! Ask @someone."
+    flagged = guard(Caption(text), req, Brand(), CaptionOptions(), ai=True)
+    facts = [f for f in flagged.findings if f.startswith("unsupported fact")]
+    assert len(facts) == 4 and any("'50%'" in f for f in facts)
+    assert any("'$12'" in f for f in facts) and any("'@someone'" in f for f in facts)
+    assert not any("'9'" in f for f in facts)              # the brief says 9
+    strict = guard(Caption(text), req, Brand(), CaptionOptions(strict=True), ai=True)
+    assert "$12" not in strict.caption.text and "9" in strict.caption.text
+
+
+def test_banned_words_removed_or_caption_rejected_for_the_template():
+    req = request("linkedin-image")
+    brand = Brand(banned=["cheap"])
+    out = guard(Caption("A cheap and cheerful launch."), req, brand, CaptionOptions(), True)
+    assert "cheap" not in out.caption.text and "banned word 'cheap' removed" in out.findings
+    rejecting = Brand(name="Café Lumière", banned=["cheap"], banned_action="reject")
+    assert guard(Caption("So cheap!"), req, rejecting, CaptionOptions(), True).rejected
+
+
+def test_disclosure_is_added_to_ai_copy_and_kept_when_shortening():
+    options = CaptionOptions(disclosure=Disclosure(text="Written with AI."))
+    long = "Sentence one is here. " * 40
+    out = guard(Caption(long), request("x-image"), Brand(), options, ai=True)
+    assert out.caption.text.endswith("Written with AI.") and out.disclosure == "Written with AI."
+    assert length(out.caption.text, "x_weighted") <= 280
+
+
+def script(tmp_path, body: str):
+    path = tmp_path / "writer.py"
+    path.write_text(body)
+    return CaptionOptions(provider="command",
+                          options={"argv": [sys.executable, str(path)], "timeout": 2})
+
+
+@pytest.mark.parametrize("body,finding", [
+    ("import json,sys\nr=json.load(sys.stdin)\nprint(json.dumps({'text': 'Hello '+r['platform'],"
+     "'hashtags': ['#a']}))\n", None),
+    ("import time\ntime.sleep(5)\n", "took longer than 2 s"),
+    ("print('no json')\n", "printed no caption JSON"),
+    ("import sys\nsys.stderr.write('quota gone\\n')\nsys.exit(3)\n", "exited 3: quota gone"),
+])
+def test_command_provider_and_its_failures_fall_back(tmp_path, body, finding):
+    options = script(tmp_path, body)
+    preset = CATALOG.get("instagram-feed-square")
+    result = caption_for(request("instagram-feed-square"), preset, Brand(), options)
+    if finding is None:
+        assert result.provider == "command" and result.text.startswith("Hello instagram")
+    else:
+        assert result.provider == "template" and result.text.startswith("Launch day.")
+        assert any(finding in f and "template" in f for f in result.findings), result.findings
+    assert result.status == "draft" and len(result.prompt_sha256 or "") == 64
