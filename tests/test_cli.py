@@ -113,7 +113,10 @@ def test_end_to_end_bad_inputs_and_hostile_names(tmp_path):
         with Image.open(out / variant["path"]) as image:
             assert image.size == (1200, 675) if variant["preset"] == "x-image" else (1080, 1080)
     files = [p for p in out.rglob("*") if p.is_file()]
-    assert len(files) == 2 * len(HOSTILE) + 1               # variants + manifest, no partials
+    # Variants, a draft caption beside each, the manifest; no partials.
+    assert len(files) == 4 * len(HOSTILE) + 1
+    captions = sorted(p.name for p in files if p.name.endswith(".caption.txt"))
+    assert captions == sorted(Path(n).stem + ".caption.txt" for n in HOSTILE * 2)
     assert not any(p.name.startswith(".") for p in files)
     assert not (tmp_path / "pwned").exists() and not (shoot / "pwned").exists()
     assert "bomb.png" in result.stderr and "megapixels" in result.stderr

@@ -265,7 +265,8 @@ def test_hostile_video_names_end_to_end(tmp_path):
                      "--presets-dir", video_presets_dir(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     made = sorted(p.name for p in (tmp_path / "out" / "tv-wide").iterdir())
-    assert made == sorted(str(Path(n).with_suffix(".mp4")) for n in names)
+    assert made == sorted(str(Path(n).with_suffix(ext)) for n in names
+                          for ext in (".mp4", ".caption.txt"))
     assert not (tmp_path / "pwned").exists() and not (shoot / "pwned").exists()
 
 

@@ -62,7 +62,11 @@ def guard(caption: Caption, request: CaptionRequest, brand: Brand, options: Capt
             out.findings.append(f"unsupported fact {fact!r}: not in brief, metadata or "
                                 "transcript; check it")
     tags = _hashtags(caption.hashtags, text, request.limits.max_hashtags, out.findings)
-    required = [p for p in (request.call_to_action, request.link) if p and p not in text]
+    # The parts the brand requires are set apart from the body, so no shortening
+    # can cut them; they follow it on their own lines.
+    required = [p for p in (request.call_to_action, request.link) if p]
+    for part in required:
+        text = _tidy(text.replace(part, ""))
     if ai and options.disclosure:
         out.disclosure = options.disclosure.text
         required.append(options.disclosure.text)
