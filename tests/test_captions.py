@@ -132,3 +132,81 @@ def test_command_provider_and_its_failures_fall_back(tmp_path, body, finding):
         assert result.provider == "template" and result.text.startswith("Launch day.")
         assert any(finding in f and "template" in f for f in result.findings), result.findings
     assert result.status == "draft" and len(result.prompt_sha256 or "") == 64
+
+
+class ChatServer:
+    """A chat-completions server on 127.0.0.1 that answers from a script of
+    (status, delay seconds) replies, then succeeds."""
+
+    def __init__(self, script):
+        import http.server
+        import json as _json
+        import threading
+        import time as _time
+
+        self.script = list(script)
+        self.seen: list[dict] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server interface
+                body = _json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.seen.append({"path": self.path, "body": body,
+                                   "auth": self.headers.get("Authorization")})
+                status, delay = outer.script.pop(0) if outer.script else (200, 0)
+                _time.sleep(delay)
+                if status != 200:
+                    self.send_response(status)
+                    self.send_header("Retry-After", "0")
+                    self.end_headers()
+                    return
+                content = _json.dumps({"text": "Launch day at Café Lumière.",
+                                       "hashtags": ["#launch"], "title": None})
+                payload = _json.dumps({"choices": [{"message": {"content": content}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.handle_error = lambda *args: None     # a client that timed out left
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize("script,provider,calls", [
+    ([], "openai", 1),                          # success
+    ([(429, 0)], "openai", 2),                  # rate limited, then success
+    ([(500, 0)] * 3, "template", 2),            # keeps failing: the template's caption
+    ([(200, 1.5)] * 2, "template", 2),          # too slow: timeout, retried, fallback
+])
+def test_openai_provider_against_a_local_server(script, provider, calls):
+    server = ChatServer(script)
+    try:
+        options = CaptionOptions(provider="openai", options={
+            "base_url": server.url, "model": "test-model", "api_key": "sk-test",
+            "timeout": 0.5, "retries": 1})
+        preset = CATALOG.get("instagram-feed-square")
+        brand = Brand(name="Café Lumière", voice="warm")
+        result = caption_for(request("instagram-feed-square", brand=brand), preset, brand,
+                             options)
+    finally:
+        server.close()
+    assert result.provider == provider and len(server.seen) == calls
+    first = server.seen[0]
+    assert first["path"] == "/v1/chat/completions" and first["auth"] == "Bearer sk-test"
+    assert first["body"]["model"] == "test-model"
+    assert first["body"]["response_format"] == {"type": "json_object"}
+    assert "instagram" in first["body"]["messages"][0]["content"]
+    assert "warm" in first["body"]["messages"][0]["content"]
+    if provider == "openai":
+        assert result.text.startswith("Launch day at Café Lumière.") and result.model
+    else:
+        assert any("openai failed" in f for f in result.findings)

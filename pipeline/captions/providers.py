@@ -32,6 +32,8 @@ def register(name: str) -> Callable[[Provider], Provider]:
 
 
 def provider(name: str) -> Provider:
+    if name == "openai" and name not in PROVIDERS:
+        import pipeline.captions.openai  # noqa: F401 - registers itself
     if name in PROVIDERS:
         return PROVIDERS[name]
     for point in entry_points(group=ENTRY_POINTS):
