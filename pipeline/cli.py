@@ -78,10 +78,12 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Masters rendered in parallel [default: number of cores].")
+@click.option("--force-captions", is_flag=True,
+              help="Draft captions again, even those a person approved or edited.")
 @_errors_to_exit
 def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
            presets_dirs: tuple[Path, ...], force: bool, dry_run: bool, as_json: bool,
-           jobs: int | None) -> None:
+           jobs: int | None, force_captions: bool) -> None:
     """Render SOURCE files, folders or ZIPs into OUT/<preset>/<name>.<ext>."""
     from pipeline.ffmpeg import FfmpegError
     from pipeline.progress import ProgressBar
@@ -90,7 +92,7 @@ def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
     bar = ProgressBar()
     try:
         report = run(list(sources), out_dir, list(presets_dirs), only, force, dry_run, jobs,
-                     on_start=bar.start, on_fraction=bar.moved)
+                     on_start=bar.start, on_fraction=bar.moved, force_captions=force_captions)
     finally:
         bar.finish()
     for note in report.notes:
@@ -175,6 +177,69 @@ def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
             for w in p["warnings"]:
                 click.echo(f"{'':26} warning: {w}")
     sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
+
+
+@cli.group()
+def captions() -> None:
+    """Approve or edit the draft captions of a rendered OUT folder."""
+
+
+def _captioned(out_dir: Path, variants: tuple[str, ...]) -> tuple[dict[str, Any], list[Any]]:
+    from pipeline.outputs import MANIFEST
+
+    try:
+        body = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(f"{out_dir / MANIFEST}: cannot read it ({exc}); render into "
+                               f"{out_dir} first") from exc
+    chosen = [v for v in body.get("variants", []) if v.get("caption")
+              and (not variants or v["path"] in variants)]
+    missing = set(variants) - {v["path"] for v in chosen}
+    if missing:
+        raise click.UsageError(f"no captioned variant {', '.join(sorted(missing))} in "
+                               f"{out_dir / MANIFEST}; paths are relative to OUT")
+    return body, chosen
+
+
+@captions.command("approve")
+@click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--variant", "variants", multiple=True, metavar="PATH",
+              help="Approve only this variant (its path in OUT; repeatable). Default: all.")
+@click.option("--by", "who", default=None, help="Who approves [default: $USER].")
+def captions_approve(out_dir: Path, variants: tuple[str, ...], who: str | None) -> None:
+    """Mark draft captions approved, recording who and when."""
+    from datetime import datetime, timezone
+
+    from pipeline.outputs import write_manifest
+
+    body, chosen = _captioned(out_dir, variants)
+    who = who or os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for variant in chosen:
+        variant["caption"].update(status="approved", approved_by=who, approved_at=when)
+    write_manifest(out_dir, body)
+    click.echo(f"{len(chosen)} caption{'s' if len(chosen) != 1 else ''} approved by {who}")
+
+
+@captions.command("edit")
+@click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("variant")
+@click.option("--text", default=None, help="The new caption; default: open $EDITOR.")
+def captions_edit(out_dir: Path, variant: str, text: str | None) -> None:
+    """Change one variant's caption; re-renders keep it."""
+    from pipeline.outputs import atomic_write, write_manifest
+
+    body, (entry,) = _captioned(out_dir, (variant,))
+    if text is None:
+        text = click.edit(entry["caption"]["text"])
+        if text is None:
+            click.echo("unchanged")
+            return
+    text = text.rstrip("\n")
+    atomic_write((out_dir / variant).with_suffix(".caption.txt"), (text + "\n").encode())
+    entry["caption"].update(text=text, status="edited")
+    write_manifest(out_dir, body)
+    click.echo(f"{variant}: caption edited")
 
 
 @cli.group()

@@ -65,11 +65,13 @@ Fraction = Callable[[int, float], None]
 
 def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (),
               only: Sequence[str] = (), force: bool = False, dry_run: bool = False,
-              previous: dict[str, dict[str, Any]] | None = None) -> Planned:
+              previous: dict[str, dict[str, Any]] | None = None,
+              force_captions: bool = False) -> Planned:
     """Ingest and resolve targets; raises ConfigError for bad presets or shoot.yaml."""
     found = ingest(sources, exclude=[out_dir])
     try:
-        planned = _jobs(found, out_dir, presets_dirs, only, force, dry_run, previous or {})
+        planned = _jobs(found, out_dir, presets_dirs, only, force, dry_run, previous or {},
+                        force_captions)
     except BaseException:
         found.cleanup()
         raise
@@ -82,7 +84,8 @@ def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Pat
 
 
 def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Sequence[str],
-          force: bool, dry_run: bool, previous: dict[str, dict[str, Any]]) -> Planned:
+          force: bool, dry_run: bool, previous: dict[str, dict[str, Any]],
+          force_captions: bool = False) -> Planned:
     contexts: dict[Path | None, ShootContext] = {}
     stems = assign_stems(found.assets)
     jobs = []
@@ -101,7 +104,8 @@ def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Seque
                         Choices(focus=focus, pins=pins, ai=ctx.ai(asset), trim=opts.trim,
                                 still_ms=round(ctx.shoot.still_duration * 1000),
                                 audio_bed=ctx.audio_bed(), speech=ctx.shoot.speech,
-                                copy=(ctx.shoot.brand, ctx.shoot.brief, ctx.shoot.captions)),
+                                copy=(ctx.shoot.brand, ctx.shoot.brief, ctx.shoot.captions,
+                                      force_captions)),
                         out_dir, mine, force, dry_run, named))
     return Planned(jobs, list(found.errors), [], found, contexts)
 
@@ -118,11 +122,12 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
         only: Sequence[str] = (), force: bool = False, dry_run: bool = False,
         jobs: int | None = None, progress: Progress | None = None,
         on_start: Callable[[int], None] | None = None,
-        on_fraction: Fraction | None = None) -> Report:
+        on_fraction: Fraction | None = None, force_captions: bool = False) -> Report:
     """Render everything; `progress` gets each master's result as it is done,
     `on_fraction` (master number, share done) follows each master's encode."""
     previous = load_previous(out_dir)
-    planned = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run, previous)
+    planned = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run, previous,
+                        force_captions)
     errors = planned.errors
     results: list[VariantResult] = []
     try:

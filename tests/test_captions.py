@@ -210,3 +210,44 @@ def test_openai_provider_against_a_local_server(script, provider, calls):
         assert result.text.startswith("Launch day at Café Lumière.") and result.model
     else:
         assert any("openai failed" in f for f in result.findings)
+
+
+def test_approved_and_edited_captions_survive_a_re_render(tmp_path, astronaut):
+    import json as _json
+
+    from conftest import run_cli
+
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    astronaut.save(shoot / "a.jpg")
+    (shoot / "shoot.yaml").write_text(
+        "brief: {title: Launch day, description: Doors open at 9.}\n"
+        "targets: [x-image, instagram-feed-square, linkedin-image]\n")
+    out = tmp_path / "out"
+
+    def render(*extra):
+        done = run_cli("render", shoot, "--out", out, *extra)
+        assert done.returncode == 0, done.stderr
+        return {v["path"]: v["caption"] for v in
+                _json.loads((out / "manifest.json").read_text())["variants"]}
+
+    first = render()
+    assert {c["status"] for c in first.values()} == {"draft"}
+    done = run_cli("captions", "approve", out, "--variant", "x-image/a.jpg", "--by", "Ana")
+    assert done.returncode == 0 and "1 caption approved by Ana" in done.stdout
+    done = run_cli("captions", "edit", out, "instagram-feed-square/a.jpg", "--text",
+                   "Our own words.")
+    assert done.returncode == 0, done.stderr
+    (out / "linkedin-image" / "a.caption.txt").write_text("Typed by hand.\n")
+    again = render("--force")
+    assert again["x-image/a.jpg"]["status"] == "approved"
+    assert again["x-image/a.jpg"]["approved_by"] == "Ana"
+    assert again["instagram-feed-square/a.jpg"]["text"] == "Our own words."
+    assert (out / "instagram-feed-square" / "a.caption.txt").read_text() == "Our own words.\n"
+    assert again["linkedin-image/a.jpg"] == {**first["linkedin-image/a.jpg"],
+                                             "text": "Typed by hand.", "status": "edited"}
+    fresh = render("--force-captions")
+    assert {c["status"] for c in fresh.values()} == {"draft"}
+    assert fresh["instagram-feed-square/a.jpg"]["text"].startswith("Launch day.")
+    bad = run_cli("captions", "approve", out, "--variant", "nope.jpg")
+    assert bad.returncode == 2 and "no captioned variant nope.jpg" in bad.stderr

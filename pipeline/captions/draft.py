@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from pipeline.captions.guard import guard
@@ -54,3 +55,20 @@ def caption_for(request: CaptionRequest, preset: Preset, brand: Brand,
         model=str(options.options.get("model")) if options.options.get("model") else None,
         prompt_sha256=prompt, findings=findings + checked.findings,
         disclosure=checked.disclosure, ai_label_field=label if checked.disclosure else None)
+
+
+def kept_caption(previous: dict[str, Any] | None, file: Path) -> dict[str, Any] | None:
+    """The caption a person owns, which a re-render keeps: one approved or edited
+    in the manifest, or whose caption.txt was changed by hand since it was written."""
+    caption = (previous or {}).get("caption")
+    if not isinstance(caption, dict):
+        return None
+    try:
+        on_disk = file.read_text(encoding="utf-8").rstrip("\n")
+    except OSError:
+        on_disk = None
+    if on_disk is not None and on_disk != caption.get("text"):
+        return {**caption, "text": on_disk, "status": "edited"}
+    if caption.get("status") in ("approved", "edited"):
+        return caption
+    return None

@@ -14,13 +14,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from pipeline.analysis.photo import analyze_photo
 from pipeline.analysis.subjects import Subject
 from pipeline.captions import caption_for
-from pipeline.captions.draft import request_for
+from pipeline.captions.draft import kept_caption, request_for
 from pipeline.checks import check_photo
 from pipeline.errors import InputError, RenderError
+from pipeline.metadata import read_meta
 from pipeline.model import (
     Check,
     Job,
@@ -57,24 +59,41 @@ def _with_captions(job: Job, out: JobResult) -> JobResult:
     field: `<name>.caption.txt`, exactly what to paste, and in the manifest."""
     if job.choices.copy is None:
         return out
-    brand, brief, options = job.choices.copy
+    brand, brief, options, force_captions = job.choices.copy
     presets = {p.id: p for p in job.presets}
     transcript = _transcript(job)
+    metadata = _metadata(job)
     for index, made in enumerate(out.results):
         preset = presets.get(made.preset)
         if preset is None or made.status not in ("rendered", "unchanged"):
             continue
         segments = made.plan.get("segments") or []
         seconds = sum(b - a for a, b in segments) / 1000 if segments else None
-        request = request_for(preset, brand, brief, options, {}, transcript, seconds)
+        request = request_for(preset, brand, brief, options, metadata, transcript, seconds)
         if request is None:
+            continue
+        target = (job.out_dir / made.path).with_suffix(".caption.txt")
+        kept = None if force_captions else kept_caption(job.previous.get(made.path), target)
+        if kept is not None:        # a person approved or edited it: never overwritten
+            out.results[index] = replace(made, caption=kept)
             continue
         caption = caption_for(request, preset, brand, options)
         if not job.dry_run:
-            target = (job.out_dir / made.path).with_suffix(".caption.txt")
             atomic_write(target, (caption.text + "\n").encode("utf-8"))
         out.results[index] = replace(made, caption=caption.to_dict())
     return out
+
+
+def _metadata(job: Job) -> dict[str, Any]:
+    """A photo master's title, description, keywords and creator (XMP, IPTC, EXIF)."""
+    try:
+        with open_photo(job.asset) as image:
+            meta = read_meta(image)
+    except (InputError, OSError):
+        return {}
+    found: dict[str, Any] = {"title": meta.title, "description": meta.description,
+                             "keywords": list(meta.keywords), "creator": list(meta.creator)}
+    return {k: v for k, v in found.items() if v}
 
 
 def _transcript(job: Job) -> str | None:
