@@ -335,6 +335,14 @@ class Disclosure(Strict):
     position: Literal["end", "start"] = "end"
 
 
+class PresetCaptions(Strict):
+    """A preset's own caption provider, over the shoot's."""
+
+    provider: str | None = None
+    options: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
 class CaptionOptions(Strict):
     """shoot.yaml `captions`: who drafts each platform's post copy."""
 
@@ -345,6 +353,15 @@ class CaptionOptions(Strict):
                                                     "(else they are only flagged)")
     disclosure: Disclosure | None = Field(default=None, description="added to AI-written copy")
     language: str = "en"
+    presets: dict[str, PresetCaptions] = Field(
+        default={}, description="per preset id: its own provider, options or strict")
+
+    def for_preset(self, preset_id: str) -> CaptionOptions:
+        own = self.presets.get(preset_id)
+        if own is None:
+            return self
+        return self.model_copy(update={k: v for k, v in own.model_dump().items()
+                                       if v is not None})
 
 
 class SpeechOptions(Strict):

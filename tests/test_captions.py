@@ -251,3 +251,13 @@ def test_approved_and_edited_captions_survive_a_re_render(tmp_path, astronaut):
     assert fresh["instagram-feed-square/a.jpg"]["text"].startswith("Launch day.")
     bad = run_cli("captions", "approve", out, "--variant", "nope.jpg")
     assert bad.returncode == 2 and "no captioned variant nope.jpg" in bad.stderr
+
+
+def test_a_preset_can_have_its_own_provider(tmp_path):
+    options = script(tmp_path, "import json,sys\nprint(json.dumps({'text': 'From the script.'}))\n")
+    shoot = CaptionOptions(presets={"x-image": {"provider": "command",
+                                                "options": options.options}})
+    x = caption_for(request("x-image"), CATALOG.get("x-image"), Brand(), shoot)
+    other = caption_for(request("linkedin-image"), CATALOG.get("linkedin-image"), Brand(), shoot)
+    assert (x.provider, x.text) == ("command", "From the script.")
+    assert other.provider == "template"

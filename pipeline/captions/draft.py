@@ -35,6 +35,7 @@ def request_for(preset: Preset, brand: Brand, brief: Brief, options: CaptionOpti
 def caption_for(request: CaptionRequest, preset: Preset, brand: Brand,
                 options: CaptionOptions) -> CaptionResult:
     """Draft, guard and record one caption. Never raises for a provider's sake."""
+    options = options.for_preset(preset.id)
     name, findings = options.provider, []
     prompt = hashlib.sha256(json.dumps(request.to_dict(), sort_keys=True,
                                        default=str).encode()).hexdigest()
