@@ -179,6 +179,44 @@ def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
     sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
 
 
+@cli.command()
+@click.argument("inbox", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Where variants go [default: INBOX/Output].")
+@_presets_dir
+@click.option("--settle", default=5.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds a file's size and date must stay unchanged before it is taken.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Variants of one master rendered in parallel [default: cores].")
+@click.option("--once", is_flag=True, help="Process what is there, then exit.")
+@click.option("--status", is_flag=True, help="Print the ledger's summary and exit.")
+@click.option("--retry-failed", is_flag=True, help="Put failed files back in the inbox, exit.")
+@_errors_to_exit
+def watch(inbox: Path, out_dir: Path | None, presets_dirs: tuple[Path, ...], settle: float,
+          jobs: int | None, once: bool, status: bool, retry_failed: bool) -> None:
+    """Watch INBOX: render what lands there, like a Media Encoder watch folder."""
+    from pipeline import watch as folder
+
+    if status:
+        ledger = folder.Ledger(inbox)
+        counts = ledger.summary()
+        click.echo(", ".join(f"{state}: {n}" for state, n in sorted(counts.items()))
+                   or "no files yet")
+        for path, error in ledger.failed():
+            click.echo(f"failed: {path}: {error}")
+        return
+    if retry_failed:
+        count = folder.retry_failed(inbox)
+        click.echo(f"{count} failed file{'s' if count != 1 else ''} back in the inbox")
+        return
+    watcher = folder.Watcher(inbox, out_dir, list(presets_dirs), settle, jobs)
+    folder.install_stop(watcher)
+    if once:
+        watcher.once()
+    else:
+        watcher.forever()
+
+
 @cli.group()
 def captions() -> None:
     """Approve or edit the draft captions of a rendered OUT folder."""

@@ -54,8 +54,11 @@ class Found:
         self.cleanup()
 
 
-def ingest(sources: Iterable[Path], exclude: Iterable[Path] = ()) -> Found:
-    """Assets of the SOURCE arguments; folders in `exclude` (the output) are not walked."""
+def ingest(sources: Iterable[Path], exclude: Iterable[Path] = (),
+           shoot_root: Path | None = None) -> Found:
+    """Assets of the SOURCE arguments; folders in `exclude` (the output) are not walked.
+    A file named on its own takes the shoot.yaml of its folder, or with `shoot_root`
+    (a watch folder) the nearest one up to that root."""
     found = Found()
     skip = {Path(p).resolve() for p in exclude}
     for source in sources:
@@ -66,8 +69,10 @@ def ingest(sources: Iterable[Path], exclude: Iterable[Path] = ()) -> Found:
                 _add_file(found, path, label=str(Path(source.name) / rel),
                           shoot_dir=_shoot_dir(path.parent, source), options_key=rel.as_posix())
         else:
-            _add_file(found, source, label=str(source), shoot_dir=source.parent,
-                      options_key=source.name)
+            root = shoot_root if shoot_root and shoot_root in source.parents else None
+            folder = _shoot_dir(source.parent, root) if root else source.parent
+            key = source.relative_to(folder).as_posix() if root else source.name
+            _add_file(found, source, label=str(source), shoot_dir=folder, options_key=key)
     return found
 
 

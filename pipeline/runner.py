@@ -66,9 +66,9 @@ Fraction = Callable[[int, float], None]
 def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (),
               only: Sequence[str] = (), force: bool = False, dry_run: bool = False,
               previous: dict[str, dict[str, Any]] | None = None,
-              force_captions: bool = False) -> Planned:
+              force_captions: bool = False, shoot_root: Path | None = None) -> Planned:
     """Ingest and resolve targets; raises ConfigError for bad presets or shoot.yaml."""
-    found = ingest(sources, exclude=[out_dir])
+    found = ingest(sources, exclude=[out_dir], shoot_root=shoot_root)
     try:
         planned = _jobs(found, out_dir, presets_dirs, only, force, dry_run, previous or {},
                         force_captions)
@@ -122,12 +122,13 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
         only: Sequence[str] = (), force: bool = False, dry_run: bool = False,
         jobs: int | None = None, progress: Progress | None = None,
         on_start: Callable[[int], None] | None = None,
-        on_fraction: Fraction | None = None, force_captions: bool = False) -> Report:
+        on_fraction: Fraction | None = None, force_captions: bool = False,
+        shoot_root: Path | None = None) -> Report:
     """Render everything; `progress` gets each master's result as it is done,
     `on_fraction` (master number, share done) follows each master's encode."""
     previous = load_previous(out_dir)
     planned = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run, previous,
-                        force_captions)
+                        force_captions, shoot_root)
     errors = planned.errors
     results: list[VariantResult] = []
     try:

@@ -1,0 +1,113 @@
+"""The watch folder, through the real CLI in subprocesses: files taken only
+when complete, rendered once, moved to Source or Failed with a reason, the
+ledger surviving a crash, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, run_cli
+from PIL import Image
+
+
+def inbox_with(tmp_path, astronaut):
+    inbox = tmp_path / "inbox"
+    (inbox / "sub").mkdir(parents=True)
+    (inbox / "shoot.yaml").write_text("targets: [x-image]\n")
+    astronaut.save(inbox / "a.jpg", quality=90)
+    astronaut.rotate(90).save(inbox / "sub" / "b.jpg", quality=90)
+    (inbox / "broken.jpg").write_text("not an image")
+    return inbox
+
+
+def state(inbox):
+    with sqlite3.connect(inbox / ".repurpose" / "ledger.db") as db:
+        return dict(db.execute("select path, state from files"))
+
+
+@pytest.mark.slow
+def test_once_renders_moves_and_never_renders_twice(tmp_path, astronaut):
+    inbox = inbox_with(tmp_path, astronaut)
+    done = run_cli("watch", inbox, "--once", "--settle", "0.3")
+    assert done.returncode == 0, done.stderr
+    assert (inbox / "Output" / "x-image" / "a.jpg").exists()
+    assert (inbox / "Output" / "sub" / "x-image" / "b.jpg").exists()   # the INBOX shoot.yaml
+    assert (inbox / "Source" / "a.jpg").exists() and not (inbox / "a.jpg").exists()
+    assert (inbox / "Source" / "sub" / "b.jpg").exists()
+    reason = (inbox / "Failed" / "broken.jpg.error.txt").read_text()
+    assert "not a supported photo" in reason and "--retry-failed" in reason
+    assert state(inbox) == {"a.jpg": "done", "sub/b.jpg": "done", "broken.jpg": "failed"}
+    assert "a.jpg: done" in done.stderr and "broken.jpg: failed" in done.stderr
+    # The same content saved again under another name: recognised, not rendered.
+    (inbox / "copy.jpg").write_bytes((inbox / "Source" / "a.jpg").read_bytes())
+    again = run_cli("watch", inbox, "--once", "--settle", "0.3")
+    assert "same content as a file already rendered" in again.stderr
+    assert not (inbox / "Output" / "x-image" / "copy.jpg").exists()
+    # A changed file under a rendered name: rendered again.
+    astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(inbox / "a.jpg", quality=90)
+    changed = run_cli("watch", inbox, "--once", "--settle", "0.3")
+    assert "a.jpg: done" in changed.stderr and (inbox / "Source" / "a-2.jpg").exists()
+    status = run_cli("watch", inbox, "--status")
+    assert "done: 3" in status.stdout and "failed: broken.jpg" in status.stdout
+    back = run_cli("watch", inbox, "--retry-failed")
+    assert "1 failed file back in the inbox" in back.stdout
+    assert (inbox / "broken.jpg").exists() and not (inbox / "Failed" / "broken.jpg").exists()
+
+
+@pytest.mark.slow
+def test_crash_leftovers_are_recovered(tmp_path, astronaut):
+    inbox = inbox_with(tmp_path, astronaut)
+    (inbox / "broken.jpg").unlink()
+    (inbox / "sub" / "b.jpg").unlink()
+    (inbox / ".repurpose").mkdir()
+    stray = inbox / "Output" / "x-image" / ".a.jpg.123.part"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"half")
+    with sqlite3.connect(inbox / ".repurpose" / "ledger.db") as db:   # as a crash leaves it
+        db.executescript("create table files (path text primary key, size integer, mtime "
+                         "real, sha256 text, state text, attempts integer default 0, error "
+                         "text, updated text, retry_at real default 0);"
+                         "insert into files (path, state, attempts) values "
+                         "('a.jpg', 'rendering', 1);")
+    done = run_cli("watch", inbox, "--once", "--settle", "0.3")
+    assert done.returncode == 0, done.stderr
+    assert "left rendering by a crash are pending again" in done.stderr
+    assert not stray.exists() and state(inbox) == {"a.jpg": "done"}
+
+
+@pytest.mark.slow
+def test_daemon_waits_for_a_slow_copy_and_stops_on_sigterm(tmp_path, astronaut):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "shoot.yaml").write_text("targets: [x-image]\n")
+    daemon = subprocess.Popen([sys.executable, "-m", "pipeline", "watch", str(inbox),
+                               "--settle", "1.0"], stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        time.sleep(1.0)
+        data = io.BytesIO()
+        astronaut.save(data, "JPEG", quality=95)
+        blob = data.getvalue()
+        target = inbox / "slow.jpg"
+        with target.open("wb") as stream:      # a slow network copy: 4 chunks over ~2.4 s
+            for n in range(4):
+                stream.write(blob[n * len(blob) // 4:(n + 1) * len(blob) // 4])
+                stream.flush()
+                time.sleep(0.6)
+        deadline = time.monotonic() + 60
+        while not (inbox / "Source" / "slow.jpg").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (inbox / "Output" / "x-image" / "slow.jpg").exists()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, said = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, said
+    assert "slow.jpg: rendering" in said and "failed" not in said and "stopped" in said
+    assert said.count("slow.jpg: rendering") == 1
