@@ -96,6 +96,67 @@ class Seen:
     since: float        # when this size and mtime were first seen
 
 
+MOVIE_SUFFIXES = {".mp4", ".mov", ".m4v", ".3gp"}
+INDEX_GRACE_S = 120.0     # an MP4 without its index this long after settling is taken
+
+
+def complete(path: Path) -> bool:
+    """Whether a settled file is finished: nobody has it open for writing (where the
+    system tells, Linux /proc), and an MP4/MOV has its index. A movie that stays
+    without an index is taken after INDEX_GRACE_S, and fails with that reason."""
+    if open_for_writing(path):
+        return False
+    if path.suffix.lower() in MOVIE_SUFFIXES and not has_movie_index(path):
+        try:
+            return time.time() - path.stat().st_mtime > INDEX_GRACE_S
+        except OSError:
+            return False
+    return True
+
+
+def open_for_writing(path: Path) -> bool:
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return False
+    target = str(path.resolve())
+    for fd in proc.glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) != target:
+                continue
+            info = (fd.parent.parent / "fdinfo" / fd.name).read_text()
+        except OSError:
+            continue
+        flags = next((line.split()[1] for line in info.splitlines()
+                      if line.startswith("flags:")), "0")
+        if int(flags, 8) & (os.O_WRONLY | os.O_RDWR):
+            return True
+    return False
+
+
+def has_movie_index(path: Path) -> bool:
+    """An ISO-BMFF file's top-level boxes include `moov` (the index)."""
+    try:
+        with path.open("rb") as stream:
+            size = path.stat().st_size
+            at = 0
+            while at + 8 <= size:
+                stream.seek(at)
+                head = stream.read(16)
+                length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                if kind == b"moov":
+                    return True
+                if length == 1:
+                    length = int.from_bytes(head[8:16], "big")
+                elif length == 0:
+                    return False
+                if length < 8:
+                    return False
+                at += length
+    except OSError:
+        return False
+    return False
+
+
 class Watcher:
     def __init__(self, inbox: Path, out: Path | None, presets_dirs: list[Path],
                  settle: float, jobs: int | None) -> None:
@@ -136,7 +197,7 @@ class Watcher:
             if seen is None or (seen.size, seen.mtime) != (stat.st_size, stat.st_mtime):
                 self.seen[path] = Seen(stat.st_size, stat.st_mtime, now)
                 continue
-            if now - seen.since >= self.settle and stat.st_size > 0:
+            if now - seen.since >= self.settle and stat.st_size > 0 and complete(path):
                 found.append(path)
         for gone in set(self.seen) - present:
             del self.seen[gone]

@@ -111,3 +111,37 @@ def test_daemon_waits_for_a_slow_copy_and_stops_on_sigterm(tmp_path, astronaut):
     assert daemon.returncode == 0, said
     assert "slow.jpg: rendering" in said and "failed" not in said and "stopped" in said
     assert said.count("slow.jpg: rendering") == 1
+
+
+def test_a_file_still_open_for_writing_or_without_its_index_is_not_complete(tmp_path):
+    from pipeline.watch import complete, has_movie_index
+
+    copying = tmp_path / "copying.jpg"
+    with copying.open("wb") as stream:
+        stream.write(b"\xff\xd8" + b"\0" * 1000)
+        stream.flush()
+        if os.path.isdir("/proc"):
+            assert not complete(copying)        # another program still writes it
+    assert complete(copying)
+    movie = (ROOT / "samples" / "shoot" / "clip.mp4").read_bytes()
+    (tmp_path / "whole.mp4").write_bytes(movie)
+    (tmp_path / "cut.mp4").write_bytes(movie[:movie.find(b"moov") - 4])
+    assert has_movie_index(tmp_path / "whole.mp4") and complete(tmp_path / "whole.mp4")
+    assert not has_movie_index(tmp_path / "cut.mp4") and not complete(tmp_path / "cut.mp4")
+
+
+def test_lightroom_style_call_with_many_files(tmp_path, astronaut):
+    """Lightroom's "open in other application" passes every exported file at once."""
+    import json
+
+    files = []
+    for n in range(5):
+        path = tmp_path / "export" / f"IMG_{n:04}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        astronaut.rotate(n * 10).save(path, quality=85)
+        files.append(path)
+    done = run_cli("render", "--out", tmp_path / "deliver", "-p", "x-image", *files)
+    assert done.returncode == 0, done.stderr
+    body = json.loads((tmp_path / "deliver" / "manifest.json").read_text())
+    assert sorted(v["path"] for v in body["variants"]) == [
+        f"x-image/IMG_{n:04}.jpg" for n in range(5)]
