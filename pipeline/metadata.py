@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -48,9 +49,15 @@ class PhotoMeta:
     xmp: bytes | None = field(default=None, repr=False)
 
 
+SIDECAR_MAX = 4 * 1024 * 1024
+
+
 def read_meta(image: Image.Image) -> PhotoMeta:
+    """Descriptive metadata from the file (XMP, IPTC, EXIF), gaps filled from an
+    Adobe `.xmp` sidecar beside it (`name.xmp` or `name.jpg.xmp`)."""
     xmp = _raw_xmp(image)
-    fields = _xmp_fields(xmp) if xmp else {}
+    fields = {**_sidecar_fields(image),
+              **{k: v for k, v in (_xmp_fields(xmp) if xmp else {}).items() if v}}
     iptc = _iptc_fields(image)
     exif = _exif_of(image)
 
@@ -84,6 +91,21 @@ def _exif_of(image: Image.Image) -> Image.Exif:
         return exif
     except Exception:  # noqa: BLE001 - Pillow raises many kinds on malformed EXIF
         return Image.Exif()
+
+
+def _sidecar_fields(image: Image.Image) -> dict[str, Any]:
+    name = getattr(image, "filename", None)
+    if not name:
+        return {}
+    path = Path(name)
+    for candidate in (path.with_suffix(".xmp"), path.with_suffix(".XMP"),
+                      path.with_name(path.name + ".xmp")):
+        try:
+            if candidate.is_file() and candidate.stat().st_size <= SIDECAR_MAX:
+                return _xmp_fields(candidate.read_bytes())
+        except OSError:
+            return {}
+    return {}
 
 
 def _raw_xmp(image: Image.Image) -> bytes | None:

@@ -116,6 +116,28 @@ def manifest(results: list[VariantResult], errors: list[PipelineError], notes: l
     }
 
 
+def carousels(results: Iterable[VariantResult], limits: dict[str, int]) -> list[dict[str, Any]]:
+    """Ordered sets of a multi-page master (a Canva ZIP) for presets that take
+    several items in one post, up to each preset's item limit."""
+    sets: dict[tuple[str, str], list[VariantResult]] = {}
+    for result in results:
+        if result.group and result.preset in limits and result.status in ("rendered",
+                                                                          "unchanged"):
+            sets.setdefault((result.group, result.preset), []).append(result)
+    out = []
+    for (group, preset), members in sorted(sets.items()):
+        if len(members) < 2:
+            continue
+        ordered = [m.path for m in sorted(members, key=lambda m: m.order)]
+        limit = limits[preset]
+        entry: dict[str, Any] = {"source": group, "preset": preset, "limit": limit,
+                                 "items": ordered[:limit]}
+        if len(ordered) > limit:
+            entry["left_out"] = ordered[limit:]
+        out.append(entry)
+    return out
+
+
 def still_present(out_dir: Path, previous: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Earlier manifest entries whose file is still in OUT, as it was written."""
     kept = []

@@ -23,6 +23,7 @@ from pipeline.ingest import Found, ingest
 from pipeline.model import Job, JobResult, VariantResult
 from pipeline.outputs import (
     assign_stems,
+    carousels,
     load_previous,
     manifest,
     still_present,
@@ -144,6 +145,14 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
     finally:
         planned.found.cleanup()
     body = manifest(results, errors, planned.notes, still_present(out_dir, previous))
+    limits = {p.id: p.items.max for job in planned.jobs for p in job.presets
+              if p.items and p.items.max > 1}
+    body["carousels"] = carousels(results, limits)
+    for entry in body["carousels"]:
+        if entry.get("left_out"):
+            body["warnings"].append(
+                f"{entry['source']}: {entry['preset']} takes {entry['limit']} items; "
+                f"{len(entry['left_out'])} page(s) after those are left out of the carousel")
     if not dry_run:
         write_manifest(out_dir, body)
     return Report(results, errors, planned.notes, body)

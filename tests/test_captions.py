@@ -261,3 +261,34 @@ def test_a_preset_can_have_its_own_provider(tmp_path):
     other = caption_for(request("linkedin-image"), CATALOG.get("linkedin-image"), Brand(), shoot)
     assert (x.provider, x.text) == ("command", "From the script.")
     assert other.provider == "template"
+
+
+XMP_SIDECAR = """<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF
+ xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+ xmlns:dc="http://purl.org/dc/elements/1.1/"><rdf:Description rdf:about="">
+ <dc:title><rdf:Alt><rdf:li xml:lang="x-default">Harbour at dawn</rdf:li></rdf:Alt></dc:title>
+ <dc:description><rdf:Alt><rdf:li xml:lang="x-default">Boats leave before sunrise.</rdf:li>
+ </rdf:Alt></dc:description>
+ <dc:creator><rdf:Seq><rdf:li>Ana Photographer</rdf:li></rdf:Seq></dc:creator>
+ <dc:rights><rdf:Alt><rdf:li xml:lang="x-default">(c) Ana</rdf:li></rdf:Alt></dc:rights>
+ <dc:subject><rdf:Bag><rdf:li>harbour</rdf:li><rdf:li>blue hour</rdf:li></rdf:Bag></dc:subject>
+</rdf:Description></rdf:RDF></x:xmpmeta>"""
+
+
+def test_lightroom_xmp_sidecar_feeds_captions_and_kept_metadata(tmp_path, astronaut):
+    from PIL import Image as PILImage
+
+    from pipeline.runner import run
+
+    astronaut.save(tmp_path / "IMG_0001.jpg", quality=85)     # no metadata inside
+    (tmp_path / "IMG_0001.xmp").write_text(XMP_SIDECAR)
+    report = run([tmp_path / "IMG_0001.jpg"], tmp_path / "out", (), ["x-image"], jobs=1)
+    (made,) = report.results
+    caption = made.caption
+    assert caption["text"].startswith("Harbour at dawn. Boats leave before sunrise.")
+    assert "#Harbour" in caption["hashtags"] and "#BlueHour" in caption["hashtags"]
+    assert caption["alt_text"] == "Boats leave before sunrise."
+    with PILImage.open(tmp_path / "out" / made.path) as image:
+        xmp = image.info.get("xmp", b"")
+    xmp = xmp.decode() if isinstance(xmp, bytes) else xmp
+    assert "Harbour at dawn" in xmp and "Ana Photographer" in xmp

@@ -82,6 +82,22 @@ def test_zip_renders_pages_as_an_ordered_set(tmp_path):
     assert all(r.group == str(archive) for r in report.results)
 
 
+def test_canva_zip_becomes_a_carousel_up_to_the_item_limit(tmp_path):
+    archive = tmp_path / "Launch deck.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in range(1, 13):                      # 12 pages; Instagram takes 10
+            page = tmp_path / f"p{n}.png"
+            gradient(600, 750, seed=n).save(page)
+            zf.write(page, f"Launch deck ({n}).png")
+    report = run([archive], tmp_path / "out", (), ["instagram-carousel"], jobs=1)
+    assert not report.errors
+    (carousel,) = report.manifest["carousels"]
+    names = [f"instagram-carousel/Launch deck ({n}).jpg" for n in range(1, 13)]
+    assert carousel["items"] == names[:10] and carousel["left_out"] == names[10:]
+    assert carousel["limit"] == 10 and carousel["source"] == str(archive)
+    assert any("2 page(s) after those are left out" in w for w in report.manifest["warnings"])
+
+
 def test_stem_collisions_resolve_deterministically(tmp_path):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
