@@ -145,3 +145,33 @@ def test_lightroom_style_call_with_many_files(tmp_path, astronaut):
     body = json.loads((tmp_path / "deliver" / "manifest.json").read_text())
     assert sorted(v["path"] for v in body["variants"]) == [
         f"x-image/IMG_{n:04}.jpg" for n in range(5)]
+
+
+@pytest.mark.slow
+def test_kill_9_mid_render_then_restart_renders_it_once(tmp_path):
+    import shutil as _shutil
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "shoot.yaml").write_text("targets: [instagram-reel, x-video]\n"
+                                      "speech: {provider: none}\n")
+    _shutil.copy(ROOT / "samples" / "shoot" / "clip.mp4", inbox / "clip.mp4")
+    daemon = subprocess.Popen([sys.executable, "-m", "pipeline", "watch", str(inbox),
+                               "--settle", "0.3", "--jobs", "1"], stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              start_new_session=True)
+    line = ""
+    deadline = time.monotonic() + 60
+    while "clip.mp4: rendering" not in line and time.monotonic() < deadline:
+        line = daemon.stderr.readline()
+    time.sleep(1.0)                                       # well inside the encode
+    os.killpg(daemon.pid, signal.SIGKILL)                 # the daemon and its ffmpeg
+    daemon.wait()
+    assert state(inbox) == {"clip.mp4": "rendering"}
+    assert not (inbox / "Output" / "instagram-reel" / "clip.mp4").exists()
+    done = run_cli("watch", inbox, "--once", "--settle", "0.3")
+    assert done.returncode == 0, done.stderr
+    assert "pending again" in done.stderr and state(inbox) == {"clip.mp4": "done"}
+    made = sorted(p.name for p in (inbox / "Output").rglob("*") if p.is_file())
+    assert "clip.mp4" in made and not [n for n in made if n.startswith(".")]
+    assert (inbox / "Source" / "clip.mp4").exists()
