@@ -187,7 +187,7 @@ def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
 @click.option("--settle", default=5.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds a file's size and date must stay unchanged before it is taken.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Variants of one master rendered in parallel [default: cores].")
+              help="Worker processes the renderer may use; masters are taken one at a time.")
 @click.option("--once", is_flag=True, help="Process what is there, then exit.")
 @click.option("--status", is_flag=True, help="Print the ledger's summary and exit.")
 @click.option("--retry-failed", is_flag=True, help="Put failed files back in the inbox, exit.")
