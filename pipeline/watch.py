@@ -169,6 +169,7 @@ class Watcher:
         self.seen: dict[Path, Seen] = {}
         self.stopping = False
         self.wake = threading.Event()
+        self.unreadable: set[Path] = set()     # could not be read: --once does not wait
 
     # ---------------------------------------------------------------- finding files
 
@@ -206,6 +207,15 @@ class Watcher:
     # ---------------------------------------------------------------- one file
 
     def take(self, path: Path) -> None:
+        """Render one settled file; a file that vanished or cannot be read meanwhile
+        is left for the next scan, never a reason to stop watching."""
+        try:
+            self._take(path)
+        except OSError as exc:
+            self.unreadable.add(path)
+            log(f"{path.relative_to(self.inbox)}: skipped for now ({exc.strerror or exc})")
+
+    def _take(self, path: Path) -> None:
         from pipeline.outputs import sha256_file
 
         key = str(path.relative_to(self.inbox))
@@ -295,6 +305,8 @@ class Watcher:
         """Whether a file in the inbox still has to be taken. Every file left there is
         (done and failed ones were moved out: one back under the same name is a new
         arrival), except one waiting for a retry later."""
+        if path in self.unreadable:
+            return False
         row = self.ledger.get(str(path.relative_to(self.inbox)))
         if row is not None and row["state"] == "pending" and row["retry_at"]:
             return bool(row["retry_at"] <= time.time() + 5)

@@ -175,3 +175,15 @@ def test_kill_9_mid_render_then_restart_renders_it_once(tmp_path):
     made = sorted(p.name for p in (inbox / "Output").rglob("*") if p.is_file())
     assert "clip.mp4" in made and not [n for n in made if n.startswith(".")]
     assert (inbox / "Source" / "clip.mp4").exists()
+
+
+def test_a_file_gone_before_it_is_read_does_not_stop_the_watch(tmp_path, capsys):
+    from pipeline.watch import Watcher
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    watcher = Watcher(inbox, None, [], settle=0.1, jobs=1)
+    gone = inbox / "moved-away.jpg"          # seen settled, then taken away before reading
+    watcher.take(gone)
+    assert "moved-away.jpg: skipped for now" in capsys.readouterr().err
+    assert not watcher._pending(gone)        # --once does not wait for it
