@@ -18,28 +18,19 @@ from typing import Protocol
 
 import numpy as np
 
+from pipeline.model import Box
+from pipeline.registry import registrar
+
 MIN_FACE = 0.06           # smallest face, as a share of the picture's shorter side
 MERGE_OVERLAP = 0.3        # boxes overlapping more than this (IoU) are one subject
 
 
 @dataclass(frozen=True)
-class Subject:
+class Subject(Box):
     """One detection: a box in fractions of the picture (0-1), its kind and score."""
 
-    left: float
-    top: float
-    right: float
-    bottom: float
     kind: str                  # "face" or "salient"
     score: float = 1.0
-
-    @property
-    def width(self) -> float:
-        return self.right - self.left
-
-    @property
-    def height(self) -> float:
-        return self.bottom - self.top
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -70,12 +61,7 @@ class Detector(Protocol):
 DETECTORS: dict[str, Callable[[], Detector]] = {}
 
 
-def register(name: str) -> Callable[[Callable[[], Detector]], Callable[[], Detector]]:
-    """Register a detector factory under `name` (called once per process)."""
-    def add(factory: Callable[[], Detector]) -> Callable[[], Detector]:
-        DETECTORS[name] = factory
-        return factory
-    return add
+register = registrar(DETECTORS)
 
 
 _threads: int | None = None

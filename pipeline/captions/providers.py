@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from pipeline.captions.model import Caption, CaptionRequest
+from pipeline.registry import registrar
 
 Provider = Callable[[CaptionRequest, dict[str, Any]], Caption]
 PROVIDERS: dict[str, Provider] = {}
@@ -24,11 +25,7 @@ class CaptionError(Exception):
     """A provider failed; the variant keeps the template's caption and says why."""
 
 
-def register(name: str) -> Callable[[Provider], Provider]:
-    def add(provider: Provider) -> Provider:
-        PROVIDERS[name] = provider
-        return provider
-    return add
+register = registrar(PROVIDERS)
 
 
 def provider(name: str) -> Provider:

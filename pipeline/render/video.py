@@ -253,6 +253,7 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     # Derived variants without audio need nothing from the pass; the rest do.
     run = [i for i in range(len(plans)) if i not in derived or i in sounds]
     marks = {family.carrier: keyframes(plans, family) for family in shared}
+    first, last = span(plans)
     roles: list[Role] = ["audio" if i in derived else "edit" if i in edits else "final"
                          for i in run]
     scratch = Path(tempfile.mkdtemp(prefix="repurpose-ass-"))
@@ -267,7 +268,7 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
                               ffmpeg_exe(), metadata, [gains[i] for i in run], roles=roles,
                               keyframes=[marks.get(i, ()) for i in run],
                               burn=[burn.get(i) for i in run]), label,
-                   seconds=(span(plans)[1] - span(plans)[0]) / 1000)
+                   seconds=(last - first) / 1000)
         done = Encoded()
         for index, family in derived.items():
             try:

@@ -14,6 +14,7 @@ from typing import Any
 from pipeline.analysis import cache
 from pipeline.errors import RenderError
 from pipeline.ffmpeg import GLOBAL_ARGS, ffmpeg_exe, run_ffmpeg
+from pipeline.registry import registrar
 from pipeline.schema import SpeechOptions
 from pipeline.subtitles.cues import Cue, Word
 
@@ -29,11 +30,7 @@ class SpeechUnavailable(RenderError):
     """No provider can run here; rendering goes on without subtitles from speech."""
 
 
-def register(name: str) -> Callable[[Provider], Provider]:
-    def add(provider: Provider) -> Provider:
-        PROVIDERS[name] = provider
-        return provider
-    return add
+register = registrar(PROVIDERS)
 
 
 def default_provider() -> str:
