@@ -62,13 +62,17 @@ def _with_captions(job: Job, out: JobResult) -> JobResult:
     brand, brief, options, force_captions = job.choices.copy
     presets = {p.id: p for p in job.presets}
     transcript = _transcript(job)
-    metadata = _metadata(job)
+    metadata: dict[str, Any] | None = None      # read once, when a caption needs it
     for index, made in enumerate(out.results):
         preset = presets.get(made.preset)
         if preset is None or made.status not in ("rendered", "unchanged"):
             continue
         segments = made.plan.get("segments") or []
         seconds = sum(b - a for a, b in segments) / 1000 if segments else None
+        if preset.caption is None:
+            continue
+        if metadata is None:
+            metadata = _metadata(job) if made.media == "photo" and not segments else {}
         request = request_for(preset, brand, brief, options, metadata, transcript, seconds)
         if request is None:
             continue
