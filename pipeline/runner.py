@@ -26,6 +26,7 @@ from pipeline.outputs import (
     carousels,
     load_previous,
     manifest,
+    remove_stale_temps,
     still_present,
     write_manifest,
 )
@@ -34,6 +35,7 @@ from pipeline.planning.camera import Pin
 from pipeline.progress import set_sink
 from pipeline.schema import FocusPin
 from pipeline.shoot import ShootContext, load_shoot
+from pipeline.trust import Operator
 
 
 @dataclass
@@ -88,7 +90,7 @@ def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Seque
           force: bool, dry_run: bool, previous: dict[str, dict[str, Any]],
           force_captions: bool = False) -> Planned:
     contexts: dict[Path | None, ShootContext] = {}
-    stems = assign_stems(found.assets)
+    stems = assign_stems(found.assets, previous)
     jobs = []
     for asset in found.assets:
         if asset.shoot_dir not in contexts:
@@ -124,10 +126,18 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
         jobs: int | None = None, progress: Progress | None = None,
         on_start: Callable[[int], None] | None = None,
         on_fraction: Fraction | None = None, force_captions: bool = False,
-        shoot_root: Path | None = None) -> Report:
+        shoot_root: Path | None = None, trusted: bool = True,
+        operator: Operator | None = None,
+        announce: Callable[[str], None] | None = None) -> Report:
     """Render everything; `progress` gets each master's result as it is done,
-    `on_fraction` (master number, share done) follows each master's encode."""
+    `on_fraction` (master number, share done) follows each master's encode.
+    `trusted` False takes every shoot.yaml among the sources as content (a watch
+    inbox, --untrusted): a privileged key there fails the masters it governs.
+    `operator` is the --config file under every shoot; `announce` hears, before
+    anything renders, one line per privileged setting that will be used."""
     previous = load_previous(out_dir)
+    if not dry_run:
+        remove_stale_temps(out_dir)
     planned = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run, previous,
                         force_captions, shoot_root)
     errors = planned.errors

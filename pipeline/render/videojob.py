@@ -148,10 +148,10 @@ def _with_subtitles(plan: VideoPlan, preset: Preset, cues: list[Cue], origin: st
 def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> None:
     temps = temp_paths(job, todo)
     try:
-        # An effect's module is looked up beside shoot.yaml (or the master) first.
-        folder = job.asset.shoot_dir or job.asset.path.parent
+        # An effect's module is looked up in operator folders first (pipeline.trust).
+        folders = [Path(f) for f in job.choices.effect_folders]
         done = encode_all(job.asset.path, [plan for _, plan in todo], temps,
-                          job.asset.label, folders=[folder])
+                          job.asset.label, folders=folders)
     except RenderError as exc:
         all_failed(job, todo, exc, out)
         cleanup(temps)

@@ -1,0 +1,213 @@
+"""The trust boundary: who may set what (shared/DESIGN.md, "Trust boundary").
+
+Operator configuration (command-line options, an operator config file named
+with --config, the environment, --presets-dir, and the shoot.yaml of a
+folder the operator renders with `repurpose render`) is trusted. Content
+(everything that arrives with the masters: a shoot.yaml inside a watch inbox,
+or in a folder rendered with --untrusted) is not.
+
+A setting is privileged when it runs a program or Python code, reaches a
+host, reads an environment variable or reads a file outside the shoot
+folder. `content_problems` lists every privileged key a content shoot.yaml
+sets (each with its line and the fix), `privileged_uses` says in one line
+per setting what a trusted shoot will run, call or read, and `redact_url`
+is the one way a URL is shown to anyone. Adding a privileged setting means
+adding it to PRIVILEGED below; `tests/security` checks the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import ValidationError
+
+from pipeline.errors import ConfigError, Problem
+from pipeline.yamlsource import KeyPath, Lines, dotted, load_yaml, origin
+
+CONTENT_HINT = ("set it in an operator config (--config FILE) instead; if you trust this "
+                "folder, render it without --untrusted, or watch with --trust-inbox")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One privileged setting: where it sits in shoot.yaml, when a value makes it
+    privileged, and what it would do."""
+
+    pattern: tuple[str, ...]            # "*" matches any key or list index
+    does: str
+    applies: Callable[[Any], bool] = lambda value: value not in (None, "", [], {})
+
+
+def _not_template(value: Any) -> bool:
+    return value not in (None, "template")
+
+
+PRIVILEGED: tuple[Rule, ...] = (
+    Rule(("captions", "provider"), "chooses a caption provider that runs a program, calls "
+         "a host or loads a plug-in (content may only choose template)", _not_template),
+    Rule(("captions", "options"), "gives a caption provider a program, a URL, a key or an "
+         "environment variable to read"),
+    Rule(("captions", "presets", "*", "provider"), "chooses a caption provider that runs a "
+         "program, calls a host or loads a plug-in (content may only choose template)",
+         _not_template),
+    Rule(("captions", "presets", "*", "options"), "gives a caption provider a program, a "
+         "URL, a key or an environment variable to read"),
+    Rule(("speech", "provider"), "runs a speech-to-text program",
+         lambda value: value == "command"),
+    Rule(("speech", "command"), "runs a program"),
+    Rule(("speech", "model"), "loads a model from a folder on this machine"),
+    Rule(("presets", "*", "effect"), "runs Python code on the video"),
+    Rule(("overrides", "*", "effect"), "runs Python code on the video"),
+)
+PATHS: tuple[tuple[str, ...], ...] = (("audio_bed",),)   # files: inside the shoot folder
+
+
+def _matches(data: Any, pattern: tuple[str, ...], at: KeyPath = ()
+             ) -> Iterator[tuple[KeyPath, Any]]:
+    if not pattern:
+        yield at, data
+        return
+    head, rest = pattern[0], pattern[1:]
+    if isinstance(data, dict):
+        keys = list(data) if head == "*" else [head] if head in data else []
+        for key in keys:
+            yield from _matches(data[key], rest, (*at, key))
+    elif isinstance(data, list) and head == "*":
+        for index, item in enumerate(data):
+            yield from _matches(item, rest, (*at, index))
+
+
+def content_problems(data: Any, lines: Lines, file: Path, folder: Path) -> list[Problem]:
+    """Every privileged setting a content shoot.yaml asks for, and every path in it
+    that leads outside its folder, each as one problem naming the key and the fix."""
+    if not isinstance(data, dict):
+        return []
+    problems = []
+    for rule in PRIVILEGED:
+        for path, value in _matches(data, rule.pattern):
+            if rule.applies(value):
+                problems.append(_problem(file, lines, path, f"{rule.does}; a shoot.yaml that "
+                                         "came with the files cannot set it"))
+    for pattern in PATHS:
+        for path, value in _matches(data, pattern):
+            if isinstance(value, str) and value and not inside(folder, folder / value):
+                problems.append(_problem(file, lines, path, f"{value!r} is outside the shoot "
+                                         "folder; a shoot.yaml that came with the files may "
+                                         "only name files beside it"))
+    return problems
+
+
+def _problem(file: Path, lines: Lines, path: KeyPath, message: str) -> Problem:
+    where = origin(lines, path)
+    return Problem(str(file), where[1] if where else None, dotted(path), message)
+
+
+def inside(folder: Path, path: Path) -> bool:
+    """Whether `path`, with every link followed, stays inside `folder` (also resolved)."""
+    try:
+        real, base = path.resolve(), folder.resolve()
+    except (OSError, RuntimeError):      # a link loop
+        return False
+    return real == base or base in real.parents
+
+
+def redact_url(url: str) -> str:
+    """A URL as it may be shown: no user, password, query or fragment (where keys hide)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+@dataclass(frozen=True)
+class Operator:
+    """The operator's config file (same shape as shoot.yaml), merged under every
+    shoot's own settings. Its privileged settings are trusted; relative paths in it
+    are relative to its own folder."""
+
+    file: Path | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    lines: Lines = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path | None:
+        return self.file.parent if self.file else None
+
+    def wrote(self, lines: Lines, path: KeyPath) -> bool:
+        """Whether the value at `path` of merged settings came from this file."""
+        where = origin(lines, path)
+        return self.file is not None and where is not None and where[0] == str(self.file)
+
+
+def load_operator(file: Path | None) -> Operator:
+    """Read and validate the operator config; ConfigError (exit 2) when it is wrong."""
+    if file is None:
+        return Operator()
+    from pipeline.presets import validation_problems
+    from pipeline.schema import Shoot
+
+    file = file.absolute()
+    data, lines = load_yaml(file)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(str(file), 1, "", "the config file holds a mapping of "
+                                                     "settings, as shoot.yaml does")])
+    try:
+        Shoot.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, Shoot, lines, str(file))) from exc
+    return Operator(file, data, lines)
+
+
+def privileged_uses(shoot: Any, lines: Lines, file: str, effects: dict[str, str],
+                    audio_bed: str | None) -> list[str]:
+    """One line per privileged setting a trusted shoot will use: which program,
+    which URL, which variable, which file. `effects` maps preset ids to effects."""
+    out = []
+
+    def where(path: KeyPath) -> str:
+        found = origin(lines, path)
+        return f"{found[0]}:{found[1]}" if found else file
+
+    captions = shoot.captions
+    providers = {("captions",): (captions.provider, captions.options)}
+    for pid, own in captions.presets.items():
+        if own.provider or own.options:
+            providers[("captions", "presets", pid)] = (
+                own.provider or captions.provider, own.options or captions.options)
+    for path, (name, options) in providers.items():
+        said = _provider_use(name, options)
+        if said:
+            out.append(f"{where((*path, 'provider'))}: {dotted(path)}: {said}")
+    speech = shoot.speech
+    if speech.provider == "command" or speech.command:
+        out.append(f"{where(('speech', 'command'))}: speech: runs {speech.command!r}")
+    if speech.model:
+        out.append(f"{where(('speech', 'model'))}: speech: loads the model in {speech.model}")
+    if audio_bed:
+        out.append(f"{where(('audio_bed',))}: audio_bed: reads {audio_bed}")
+    for pid, effect in sorted(effects.items()):
+        out.append(f"{pid}: effect: runs Python {effect}")
+    return out
+
+
+def _provider_use(name: str, options: dict[str, Any]) -> str | None:
+    if name == "template":
+        return None
+    if name == "command":
+        return f"runs {options.get('argv') or options.get('command')!r}"
+    if name == "openai":
+        url = redact_url(str(options.get("base_url", "https://api.openai.com/v1")))
+        key = ("a key written in the settings" if options.get("api_key") else
+               f"the key in ${options.get('api_key_env', 'OPENAI_API_KEY')}")
+        return f"calls {url} with {key}"
+    return f"runs the caption plug-in {name!r}"
