@@ -35,13 +35,13 @@ def _errors_to_exit(func: F) -> F:
             return func(*args, **kwargs)
         except ConfigError as exc:
             for problem in exc.problems:
-                click.echo(f"error: {problem}", err=True)
+                click.echo(f"error: {printable(str(problem))}", err=True)
             if exc.hint:
                 click.echo(f"  {exc.hint}", err=True)
             _debug()
             sys.exit(EXIT_USAGE)
         except PipelineError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {printable(str(exc))}", err=True)
             _debug()
             sys.exit(EXIT_SOME_FAILED)
     return wrapper  # type: ignore[return-value]
@@ -58,6 +58,27 @@ _paths = click.Path(exists=True, path_type=Path)
 _presets_dir = click.option("--presets-dir", "presets_dirs", multiple=True,
                             type=click.Path(file_okay=False, path_type=Path),
                             help="Folder of extra or overriding preset YAML files (repeatable).")
+
+
+_config = click.option("--config", "config", default=None,
+                       type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                       help="Operator config file (shoot.yaml's shape) under every shoot: the "
+                            "place for privileged settings (programs, URLs, keys).")
+_untrusted = click.option("--untrusted", is_flag=True,
+                          help="Take shoot.yaml files among the sources as content (a "
+                               "downloaded folder or ZIP): they may not run programs, call "
+                               "hosts, read variables or files outside their folder.")
+
+
+def _announce(line: str) -> None:
+    click.echo(f"privileged: {printable(line)}", err=True)
+
+
+def printable(text: str) -> str:
+    """Text with control characters escaped: a file name can never forge a line
+    of output or move the terminal's cursor."""
+    return "".join(ch if ch.isprintable() or ch == " " else
+                   ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,25 +101,35 @@ def cli() -> None:
               help="Masters rendered in parallel [default: number of cores].")
 @click.option("--force-captions", is_flag=True,
               help="Draft captions again, even those a person approved or edited.")
+@_config
+@_untrusted
 @_errors_to_exit
 def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
            presets_dirs: tuple[Path, ...], force: bool, dry_run: bool, as_json: bool,
-           jobs: int | None, force_captions: bool) -> None:
-    """Render SOURCE files, folders or ZIPs into OUT/<preset>/<name>.<ext>."""
+           jobs: int | None, force_captions: bool, config: Path | None,
+           untrusted: bool) -> None:
+    """Render SOURCE files, folders or ZIPs into OUT/<preset>/<name>.<ext>.
+
+    The shoot.yaml of a folder you render is trusted like a Makefile: every
+    setting of it that runs a program, calls a host, reads a variable or a file
+    is named on stderr before rendering. --untrusted refuses such settings."""
     from pipeline.ffmpeg import FfmpegError
     from pipeline.progress import ProgressBar
     from pipeline.runner import run
+    from pipeline.trust import load_operator
 
+    operator = load_operator(config)
     bar = ProgressBar()
     try:
         report = run(list(sources), out_dir, list(presets_dirs), only, force, dry_run, jobs,
-                     on_start=bar.start, on_fraction=bar.moved, force_captions=force_captions)
+                     on_start=bar.start, on_fraction=bar.moved, force_captions=force_captions,
+                     trusted=not untrusted, operator=operator, announce=_announce)
     finally:
         bar.finish()
     for note in report.notes:
-        click.echo(f"warning: {note}", err=True)
+        click.echo(f"warning: {printable(note)}", err=True)
     for err in report.errors:
-        click.echo(f"error: {err}", err=True)
+        click.echo(f"error: {printable(str(err))}", err=True)
         if os.environ.get("REPURPOSE_DEBUG") and isinstance(err, FfmpegError):
             click.echo("  command: " + " ".join(shlex.quote(a) for a in err.argv), err=True)
             click.echo("  it said:\n" + err.stderr_tail, err=True)
@@ -146,15 +177,19 @@ def probe(file: Path, as_json: bool) -> None:
               help="Preset to plan (repeatable); default: the shoot's targets.")
 @_presets_dir
 @click.option("--json", "as_json", is_flag=True, help="Print the plans as JSON.")
+@_config
+@_untrusted
 @_errors_to_exit
 def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
-         as_json: bool) -> None:
+         as_json: bool, config: Path | None, untrusted: bool) -> None:
     """Show the crop, scale and encoding decisions for SOURCE, without rendering."""
     from pipeline.runner import run
+    from pipeline.trust import load_operator
 
-    report = run([source], Path("out"), list(presets_dirs), only, dry_run=True, jobs=1)
+    report = run([source], Path("out"), list(presets_dirs), only, dry_run=True, jobs=1,
+                 trusted=not untrusted, operator=load_operator(config), announce=_announce)
     for err in report.errors:
-        click.echo(f"error: {err}", err=True)
+        click.echo(f"error: {printable(str(err))}", err=True)
     plans = [r.plan for r in report.results if r.plan]
     if as_json:
         click.echo(json.dumps(plans, indent=2, ensure_ascii=False))

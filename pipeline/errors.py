@@ -99,6 +99,23 @@ class Problem:
         return f"{where}:{key} {self.message}"
 
 
+class ShootError(InputError):
+    """A shoot.yaml that came with the files (content) is wrong or asks for a
+    privileged setting: the masters it governs fail, the others still render."""
+
+    def __init__(self, problems: list[Problem], *, path: str | None = None,
+                 hint: str | None = None) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p) for p in problems), path=path, hint=hint)
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (_rebuild_shoot, (self.problems, self.path, self.hint))
+
+
+def _rebuild_shoot(problems: list[Problem], path: str | None, hint: str | None) -> ShootError:
+    return ShootError(problems, path=path, hint=hint)
+
+
 class ConfigError(PipelineError):
     """Presets or shoot.yaml are invalid; carries every problem found at once."""
 

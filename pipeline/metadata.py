@@ -21,6 +21,8 @@ from xml.sax.saxutils import escape
 from defusedxml import ElementTree
 from PIL import Image, ImageFile, IptcImagePlugin
 
+from pipeline.trust import inside
+
 DIGITAL_SOURCE_TYPES = {
     "generated": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
     "edited": "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia",
@@ -101,7 +103,8 @@ def _sidecar_fields(image: Image.Image) -> dict[str, Any]:
     for candidate in (path.with_suffix(".xmp"), path.with_suffix(".XMP"),
                       path.with_name(path.name + ".xmp")):
         try:
-            if candidate.is_file() and candidate.stat().st_size <= SIDECAR_MAX:
+            if (candidate.is_file() and inside(path.parent, candidate)
+                    and candidate.stat().st_size <= SIDECAR_MAX):
                 return _xmp_fields(candidate.read_bytes())
         except OSError:
             return {}

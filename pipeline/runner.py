@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError, RenderError
+from pipeline.errors import ConfigError, PipelineError, RenderError, ShootError
 from pipeline.ingest import Found, ingest
 from pipeline.model import Job, JobResult, VariantResult
 from pipeline.outputs import (
@@ -35,7 +35,7 @@ from pipeline.planning.camera import Pin
 from pipeline.progress import set_sink
 from pipeline.schema import FocusPin
 from pipeline.shoot import ShootContext, load_shoot
-from pipeline.trust import Operator
+from pipeline.trust import CONTENT_HINT, Operator
 
 
 @dataclass
@@ -69,12 +69,18 @@ Fraction = Callable[[int, float], None]
 def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (),
               only: Sequence[str] = (), force: bool = False, dry_run: bool = False,
               previous: dict[str, dict[str, Any]] | None = None,
-              force_captions: bool = False, shoot_root: Path | None = None) -> Planned:
-    """Ingest and resolve targets; raises ConfigError for bad presets or shoot.yaml."""
+              force_captions: bool = False, shoot_root: Path | None = None,
+              trusted: bool = True, operator: Operator | None = None) -> Planned:
+    """Ingest and resolve targets; raises ConfigError for bad presets, a bad operator
+    config, or (when trusted) a bad shoot.yaml. An untrusted shoot.yaml's problems
+    fail only the masters it governs."""
+    operator = operator or Operator()
+    if not trusted:         # the operator's own layers must hold before content is judged
+        load_shoot(None, presets_dirs, operator)
     found = ingest(sources, exclude=[out_dir], shoot_root=shoot_root)
     try:
         planned = _jobs(found, out_dir, presets_dirs, only, force, dry_run, previous or {},
-                        force_captions)
+                        force_captions, trusted, operator)
     except BaseException:
         found.cleanup()
         raise
@@ -88,14 +94,20 @@ def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Pat
 
 def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Sequence[str],
           force: bool, dry_run: bool, previous: dict[str, dict[str, Any]],
-          force_captions: bool = False) -> Planned:
-    contexts: dict[Path | None, ShootContext] = {}
+          force_captions: bool = False, trusted: bool = True,
+          operator: Operator | None = None) -> Planned:
+    contexts: dict[Path | None, ShootContext | ShootError] = {}
     stems = assign_stems(found.assets, previous)
     jobs = []
+    errors: list[PipelineError] = list(found.errors)
     for asset in found.assets:
         if asset.shoot_dir not in contexts:
-            contexts[asset.shoot_dir] = load_shoot(asset.shoot_dir, presets_dirs)
+            contexts[asset.shoot_dir] = _context(asset.shoot_dir, presets_dirs, operator,
+                                                 trusted)
         ctx = contexts[asset.shoot_dir]
+        if isinstance(ctx, ShootError):
+            errors.append(ShootError(ctx.problems, path=asset.label, hint=ctx.hint))
+            continue
         chosen, named = ctx.targets(asset, only)
         opts = ctx.options(asset)
         focus, pins = _focus(opts.focus)
@@ -108,9 +120,38 @@ def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Seque
                                 still_ms=round(ctx.shoot.still_duration * 1000),
                                 audio_bed=ctx.audio_bed(), speech=ctx.shoot.speech,
                                 copy=(ctx.shoot.brand, ctx.shoot.brief, ctx.shoot.captions,
-                                      force_captions)),
+                                      force_captions),
+                                effect_folders=ctx.effect_folders()),
                         out_dir, mine, force, dry_run, named))
-    return Planned(jobs, list(found.errors), [], found, contexts)
+    shoots = {k: v for k, v in contexts.items() if isinstance(v, ShootContext)}
+    return Planned(jobs, errors, [], found, shoots)
+
+
+def _context(folder: Path | None, presets_dirs: Sequence[Path], operator: Operator | None,
+             trusted: bool) -> ShootContext | ShootError:
+    """The shoot of a folder; for content, its problems instead of an exception, so
+    they fail only the masters of that folder."""
+    try:
+        return load_shoot(folder, presets_dirs, operator, trusted)
+    except ConfigError as exc:
+        if trusted:
+            raise
+        privileged = any("cannot set it" in p.message or "outside the shoot folder"
+                         in p.message for p in exc.problems)
+        return ShootError(exc.problems, hint=CONTENT_HINT if privileged else
+                          "fix the shoot.yaml, then put the file back")
+
+
+def announcements(planned: Planned) -> list[str]:
+    """One line per privileged setting the planned jobs will use, each once."""
+    lines: list[str] = []
+    for folder, ctx in planned.shoots.items():
+        presets = {p.id: p for job in planned.jobs if job.asset.shoot_dir == folder
+                   for p in job.presets}
+        if not any(job.asset.shoot_dir == folder for job in planned.jobs):
+            continue
+        lines += [line for line in ctx.privileged(list(presets.values())) if line not in lines]
+    return lines
 
 
 def _focus(focus: tuple[float, float] | list[FocusPin] | None
@@ -139,7 +180,10 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
     if not dry_run:
         remove_stale_temps(out_dir)
     planned = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run, previous,
-                        force_captions, shoot_root)
+                        force_captions, shoot_root, trusted, operator)
+    if announce:
+        for line in announcements(planned):
+            announce(line)
     errors = planned.errors
     results: list[VariantResult] = []
     try:

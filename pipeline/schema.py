@@ -245,7 +245,8 @@ class Preset(Strict):
         default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
         description="module:function that receives this variant as a moviepy clip (framed, "
                     "cut, loudness-normalised) and returns the clip to encode; the module is "
-                    "looked up beside shoot.yaml first")
+                    "looked up beside a trusted shoot.yaml, the --config file and the "
+                    "--presets-dir folders first (privileged: operator configuration only)")
 
     @model_validator(mode="after")
     def _consistent(self) -> Preset:
@@ -273,23 +274,32 @@ class Preset(Strict):
         return self.image.formats[0] if self.image else "jpeg"
 
 
+# Bounds on the words a shoot.yaml gives the captions: generous for people, and they
+# keep the guard's work and a provider's prompt small whatever a file holds.
+Word = Annotated[str, Field(min_length=1, max_length=100)]
+Line = Annotated[str, Field(max_length=500)]
+Text = Annotated[str, Field(max_length=5000)]
+
+
 class Brand(Strict):
-    name: str | None = None
-    handle: str | None = None
-    voice: str | None = Field(default=None, description="how the brand sounds, for writers")
-    lexicon: list[str] = Field(default=[], description="names spelled exactly like this")
-    banned: list[str] = Field(default=[], description="words that never appear in copy")
+    name: Line | None = None
+    handle: Word | None = None
+    voice: Text | None = Field(default=None, description="how the brand sounds, for writers")
+    lexicon: list[Line] = Field(default=[], max_length=200,
+                                description="names spelled exactly like this")
+    banned: list[Line] = Field(default=[], max_length=500,
+                               description="words that never appear in copy")
     banned_action: Literal["remove", "reject"] = Field(
         default="remove", description="remove a banned word, or reject the caption (the "
                                       "template's is used)")
-    call_to_action: str | None = Field(default=None, description="kept in every caption")
+    call_to_action: Line | None = Field(default=None, description="kept in every caption")
 
 
 class Brief(Strict):
-    title: str | None = None
-    description: str | None = None
-    hashtags: list[str] = []
-    link: str | None = None
+    title: Line | None = None
+    description: Text | None = None
+    hashtags: list[Word] = Field(default=[], max_length=100)
+    link: Annotated[str, Field(max_length=2000)] | None = None
 
 
 AiUse = Literal["generated", "edited", "none"]

@@ -36,7 +36,9 @@ def apply_effect(plan: VideoPlan, source: Path, target: Path, folders: Sequence[
     """Run the plan's effect on `source` (the lossless intermediate) into `target`."""
     assert plan.effect
     settings = {"folders": [str(f) for f in folders], "write": write_settings(plan)}
-    argv = [sys.executable, "-m", "pipeline.render.effects", plan.effect, str(source),
+    # -I: neither the working directory nor PYTHONPATH joins the module path, so only
+    # the operator's folders can supply the effect (pipeline.trust).
+    argv = [sys.executable, "-I", "-m", "pipeline.render.effects", plan.effect, str(source),
             str(target), json.dumps(settings)]
     env = {**os.environ, "FFMPEG_BINARY": ffmpeg_exe()}
     with tempfile.TemporaryFile() as said:

@@ -13,20 +13,23 @@ from pipeline.errors import InputError
 from pipeline.ffmpeg import GLOBAL_ARGS, ffmpeg_exe, run_ffmpeg
 from pipeline.model import VideoInfo
 from pipeline.subtitles.cues import Cue
+from pipeline.trust import inside
 
 SUFFIXES = (".srt", ".vtt", ".ass", ".ssa")
+MAX_BYTES = 8 * 1024 * 1024      # hours of dialogue are a few hundred KB
 
 
 def find_sidecar(master: Path) -> Path | None:
-    """`<stem>.<ext>` first, then `<stem>.<lang>.<ext>` in name order."""
+    """`<stem>.<ext>` first, then `<stem>.<lang>.<ext>` in name order. A link that
+    leads out of the master's folder is no sidecar (it could expose any file)."""
     folder, stem = master.parent, master.stem
     for suffix in SUFFIXES:
         exact = folder / f"{stem}{suffix}"
-        if exact.is_file():
+        if exact.is_file() and inside(folder, exact):
             return exact
     try:
         names = sorted(p for p in folder.iterdir()
-                       if p.is_file() and p.suffix.lower() in SUFFIXES
+                       if p.is_file() and inside(folder, p) and p.suffix.lower() in SUFFIXES
                        and p.name.startswith(f"{stem}.") and p.name.count(".") >= 2
                        and p.stem[len(stem) + 1:].replace("-", "").replace("_", "").isalpha())
     except OSError:
@@ -37,6 +40,10 @@ def find_sidecar(master: Path) -> Path | None:
 def load_cues(path: Path, label: str) -> list[Cue]:
     """Every dialogue line of a subtitle file, as plain text."""
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise InputError(f"subtitles {path.name} are larger than {MAX_BYTES // 2**20} MB",
+                             path=label, hint="a subtitle file is text; check it is the right "
+                                              "file")
         subs = pysubs2.load(str(path), encoding="utf-8")
     except UnicodeDecodeError:
         subs = pysubs2.load(str(path), encoding="latin-1")
