@@ -18,10 +18,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, PipelineError, RenderError, ShootError
+from pipeline.errors import ConfigError, PipelineError, RenderError, ShootError, write_error
 from pipeline.ingest import Found, ingest
 from pipeline.model import Job, JobResult, VariantResult
 from pipeline.outputs import (
+    MANIFEST,
     assign_stems,
     carousels,
     load_previous,
@@ -208,7 +209,10 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
                 f"{entry['source']}: {entry['preset']} takes {entry['limit']} items; "
                 f"{len(entry['left_out'])} page(s) after those are left out of the carousel")
     if not dry_run:
-        write_manifest(out_dir, body)
+        try:
+            write_manifest(out_dir, body)
+        except OSError as exc:
+            raise write_error(exc, out_dir / MANIFEST) from exc
     return Report(results, errors, planned.notes, body)
 
 

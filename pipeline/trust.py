@@ -190,7 +190,7 @@ def privileged_uses(shoot: Any, lines: Lines, file: str, effects: dict[str, str]
             out.append(f"{where((*path, 'provider'))}: {dotted(path)}: {said}")
     speech = shoot.speech
     if speech.provider == "command" or speech.command:
-        out.append(f"{where(('speech', 'command'))}: speech: runs {speech.command!r}")
+        out.append(f"{where(('speech', 'command'))}: speech: runs {shown_argv(speech.command)}")
     if speech.model:
         out.append(f"{where(('speech', 'model'))}: speech: loads the model in {speech.model}")
     if audio_bed:
@@ -200,11 +200,32 @@ def privileged_uses(shoot: Any, lines: Lines, file: str, effects: dict[str, str]
     return out
 
 
+SECRET_WORDS = ("key", "token", "secret", "pass", "auth", "bearer", "cred")
+
+
+def shown_argv(argv: Any) -> str:
+    """A command line as it may be logged: an argument that follows an option named
+    like a secret (--api-key X), or that carries one (--token=X, KEY=X), is masked."""
+    if not isinstance(argv, list):
+        return repr(argv)
+    shown: list[str] = []
+    for arg in map(str, argv):
+        name, equals, _ = arg.partition("=")
+        if equals and any(w in name.lower() for w in SECRET_WORDS):
+            shown.append(f"{name}=***")
+        elif shown and shown[-1].startswith("-") and any(w in shown[-1].lower()
+                                                          for w in SECRET_WORDS):
+            shown.append("***")
+        else:
+            shown.append(arg)
+    return repr(shown)
+
+
 def _provider_use(name: str, options: dict[str, Any]) -> str | None:
     if name == "template":
         return None
     if name == "command":
-        return f"runs {options.get('argv') or options.get('command')!r}"
+        return f"runs {shown_argv(options.get('argv') or options.get('command'))}"
     if name == "openai":
         url = redact_url(str(options.get("base_url", "https://api.openai.com/v1")))
         key = ("a key written in the settings" if options.get("api_key") else

@@ -8,6 +8,7 @@ It never raises: failures come back as errors for this master only.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ from pipeline.analysis.subjects import Subject
 from pipeline.captions import caption_for
 from pipeline.captions.draft import kept_caption, request_for
 from pipeline.checks import check_photo
-from pipeline.errors import InputError, RenderError
+from pipeline.errors import InputError, RenderError, write_error
 from pipeline.metadata import read_meta
 from pipeline.model import (
     Check,
@@ -41,6 +42,8 @@ from pipeline.render.still import SUPERSAMPLE, plan_stills, render_stills
 from pipeline.schema import Preset
 
 log = logging.getLogger(__name__)
+# Failed writes that say something about the output disk, not about the master.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def render_job(job: Job) -> JobResult:
@@ -48,6 +51,9 @@ def render_job(job: Job) -> JobResult:
     try:
         return _with_captions(job, _render_job(job))
     except Exception as exc:  # noqa: BLE001 - one master's bug must not stop the others
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            folder = Path(exc.filename).parent if exc.filename else job.out_dir
+            return JobResult(errors=[write_error(exc, f"into {folder}", path=job.asset.label)])
         log.debug("unexpected failure on %s", job.asset.label, exc_info=True)
         err = RenderError(f"internal error: {type(exc).__name__}: {exc}", path=job.asset.label,
                           hint="please report this with the file; REPURPOSE_DEBUG=1 shows more")

@@ -278,3 +278,11 @@ def test_operator_config_errors_are_usage_errors(tmp_path):
     assert done.returncode == 2
     assert f"{config}:2: bogus" in done.stderr
     assert Operator().folder is None and os.path.isabs(str(load_operator(None).file or "/"))
+
+
+def test_announced_command_lines_mask_secrets():
+    from pipeline.trust import shown_argv
+
+    shown = shown_argv(["writer", "--api-key", "sk-live-1", "--token=t0k", "API_KEY=x", "-v"])
+    assert "sk-live-1" not in shown and "t0k" not in shown and "=x" not in shown
+    assert "writer" in shown and "-v" in shown
