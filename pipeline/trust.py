@@ -64,6 +64,10 @@ PRIVILEGED: tuple[Rule, ...] = (
     Rule(("overrides", "*", "effect"), "runs Python code on the video"),
 )
 PATHS: tuple[tuple[str, ...], ...] = (("audio_bed",),)   # files: inside the shoot folder
+# Output sizes content may ask for: every platform's largest is 4K; a 16384 px square
+# would take gigabytes per frame.
+SIZES: tuple[tuple[str, ...], ...] = (("presets", "*", "size"), ("overrides", "*", "size"))
+CONTENT_MAX_SIDE = 4096
 
 
 def _matches(data: Any, pattern: tuple[str, ...], at: KeyPath = ()
@@ -98,6 +102,13 @@ def content_problems(data: Any, lines: Lines, file: Path, folder: Path) -> list[
                 problems.append(_problem(file, lines, path, f"{value!r} is outside the shoot "
                                          "folder; a shoot.yaml that came with the files may "
                                          "only name files beside it"))
+    for pattern in SIZES:
+        for path, value in _matches(data, pattern):
+            if isinstance(value, list) and any(isinstance(v, int) and v > CONTENT_MAX_SIDE
+                                               for v in value):
+                problems.append(_problem(file, lines, path, f"{value} is larger than "
+                                         f"{CONTENT_MAX_SIDE} px a side; a shoot.yaml that "
+                                         "came with the files cannot ask for more"))
     return problems
 
 

@@ -286,3 +286,13 @@ def test_announced_command_lines_mask_secrets():
     shown = shown_argv(["writer", "--api-key", "sk-live-1", "--token=t0k", "API_KEY=x", "-v"])
     assert "sk-live-1" not in shown and "t0k" not in shown and "=x" not in shown
     assert "writer" in shown and "-v" in shown
+
+
+def test_content_cannot_ask_for_gigantic_outputs(tmp_path):
+    (tmp_path / "shoot.yaml").write_text(
+        "presets: [{id: huge, extends: x-image, size: [16384, 16384], aspect: {min: 1, max: 1}}]"
+        "\noverrides: {x-image: {size: [8000, 4500]}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_shoot(tmp_path, trusted=False)
+    assert [p.path for p in caught.value.problems] == ["presets.0.size", "overrides.x-image.size"]
+    load_shoot(tmp_path)                # the operator may
