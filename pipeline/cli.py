@@ -223,33 +223,63 @@ def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
               help="Seconds a file's size and date must stay unchanged before it is taken.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes the renderer may use; masters are taken one at a time.")
-@click.option("--once", is_flag=True, help="Process what is there, then exit.")
+@click.option("--once", is_flag=True, help="Process what is there, then exit: 0 when all of "
+                                           "it is done, 1 when anything failed or is left.")
 @click.option("--status", is_flag=True, help="Print the ledger's summary and exit.")
 @click.option("--retry-failed", is_flag=True, help="Put failed files back in the inbox, exit.")
+@_config
+@click.option("--trust-inbox", is_flag=True,
+              help="Take shoot.yaml files in INBOX as operator configuration: they may run "
+                   "programs, call hosts and read files. Only for a folder nobody else can "
+                   "write to.")
+@click.option("--retry-wait", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds before a transient failure (a full or read-only disk, a render "
+                   "process that died) is tried again; doubles each time, up to 15 minutes.")
 @_errors_to_exit
 def watch(inbox: Path, out_dir: Path | None, presets_dirs: tuple[Path, ...], settle: float,
-          jobs: int | None, once: bool, status: bool, retry_failed: bool) -> None:
-    """Watch INBOX: render what lands there, like a Media Encoder watch folder."""
-    from pipeline import watch as folder
+          jobs: int | None, once: bool, status: bool, retry_failed: bool,
+          config: Path | None, trust_inbox: bool, retry_wait: float) -> None:
+    """Watch INBOX: render what lands there, like a Media Encoder watch folder.
 
-    if status:
-        ledger = folder.Ledger(inbox)
-        counts = ledger.summary()
-        click.echo(", ".join(f"{state}: {n}" for state, n in sorted(counts.items()))
-                   or "no files yet")
-        for path, error in ledger.failed():
-            click.echo(f"failed: {path}: {error}")
-        return
-    if retry_failed:
-        count = folder.retry_failed(inbox)
-        click.echo(f"{count} failed file{'s' if count != 1 else ''} back in the inbox")
-        return
-    watcher = folder.Watcher(inbox, out_dir, list(presets_dirs), settle, jobs)
+    One watcher per inbox: another one (also --once or --retry-failed) exits
+    with status 2. Links in INBOX are never followed, and it does not start
+    when Output/, Source/, Failed/ or .repurpose/ is a link."""
+    from pipeline import watch as folder
+    from pipeline.shoot import load_shoot
+    from pipeline.trust import load_operator
+
+    inbox = inbox.resolve()
+    try:
+        folder.check_layout(inbox, own_output=out_dir is None)
+        if status:
+            _watch_status(folder.Ledger(inbox))
+            return
+        folder.lock_inbox(inbox)            # held until this process ends
+        if retry_failed:
+            count = folder.retry_failed(inbox)
+            click.echo(f"{count} failed file{'s' if count != 1 else ''} back in the inbox")
+            return
+        operator = load_operator(config)
+        load_shoot(None, list(presets_dirs), operator)      # the operator's layers hold
+        watcher = folder.Watcher(inbox, out_dir, list(presets_dirs), settle, jobs,
+                                 operator=operator, trust_inbox=trust_inbox,
+                                 retry_wait=retry_wait)
+    except folder.InboxError as exc:
+        click.echo(f"error: {printable(str(exc))}", err=True)
+        sys.exit(EXIT_USAGE)
     folder.install_stop(watcher)
     if once:
-        watcher.once()
-    else:
-        watcher.forever()
+        sys.exit(EXIT_OK if watcher.once() else EXIT_SOME_FAILED)
+    watcher.forever()
+
+
+def _watch_status(ledger: Any) -> None:
+    counts = ledger.summary()
+    click.echo(", ".join(f"{state}: {n}" for state, n in sorted(counts.items()))
+               or "no files yet")
+    for row in ledger.failed():
+        where = f" (in Failed/{row['moved_to']})" if row["moved_to"] != row["path"] else ""
+        click.echo(printable(f"failed: {row['path']}: {row['error']}{where}"))
 
 
 @cli.group()

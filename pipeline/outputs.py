@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import stat
 from collections.abc import Callable, Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline import __version__
@@ -30,11 +32,35 @@ from pipeline.model import Asset, VariantResult
 
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
+NAME_MAX = 255          # bytes in one file name (ext4, APFS, NTFS via UTF-16 is more)
+# A stem leaves room for what follows it: "-99999", ".part99", ".transcript.json".
+STEM_BYTES = NAME_MAX - 6 - 7 - len(".transcript.json")
+TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]{1,10})\.part", re.DOTALL)
+_PART = re.compile(r"\.part[0-9]+$")
+
+
+def short_name(text: str, limit: int) -> str:
+    """`text` if it fits `limit` bytes on disk, else cut at a character boundary and
+    marked with `~` and 8 hex digits of the whole name's digest, so shortened names
+    are deterministic and distinct names stay distinct."""
+    raw = os.fsencode(text)
+    if len(raw) <= limit:
+        return text
+    mark = "~" + hashlib.sha256(raw).hexdigest()[:8]
+    kept, size = [], 0
+    for char in text:
+        size += len(os.fsencode(char))
+        if size > limit - len(mark):
+            break
+        kept.append(char)
+    return "".join(kept) + mark
 
 
 def temp_path(final: Path) -> Path:
-    """The hidden name a file is written under before it takes `final`'s name."""
-    return final.parent / f".{final.name}.{os.getpid()}.part"
+    """The hidden name a file is written under before it takes `final`'s name:
+    `.{name}.{pid}.part`, the name shortened when it would pass NAME_MAX."""
+    suffix = f".{os.getpid()}.part"
+    return final.parent / f".{short_name(final.name, NAME_MAX - 1 - len(suffix))}{suffix}"
 
 
 def atomic_write(path: Path, data: bytes, verify: Callable[[Path], None] | None = None) -> None:
@@ -45,8 +71,13 @@ def atomic_write(path: Path, data: bytes, verify: Callable[[Path], None] | None 
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
+    # A name of ours with our own pid is left only by a dead process that had this pid,
+    # or planted (a link): removing it touches no target, and O_EXCL|O_NOFOLLOW then
+    # never writes through anything that was there.
+    tmp.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
-        with open(tmp, "wb") as fh:
+        with open(os.open(tmp, flags, 0o666), "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -68,22 +99,60 @@ def sha256_file(path: Path) -> str:
 
 def assign_stems(assets: Iterable[Asset],
                  previous: dict[str, dict[str, Any]] | None = None) -> dict[Asset, str]:
-    """Output stems, unique without regard to case (macOS and Windows folders).
+    """Output stems, unique without regard to case (macOS and Windows folders) and
+    short enough for NAME_MAX with every suffix added to them.
 
-    Assets are taken in the order of their labels; the first keeps its stem,
-    later ones with the same stem get -2, -3, ... so names are deterministic.
+    `previous` (the last manifest's entries by output path) counts too, so separate
+    runs into one OUT never share a name: a master keeps the stem it had there, and
+    a stem another source used is taken. The others go in the order of their labels;
+    the first keeps its stem, later ones get -2, -3, ... so names are deterministic.
     """
-    taken: set[str] = set()
-    out: dict[Asset, str] = {}
+    owners, kept = _earlier_stems(previous or {})
     ordered = sorted(assets, key=lambda a: (a.stem.casefold(), a.group or "", a.order, a.label))
+    out = {a: kept[a.label] for a in ordered if a.label in kept}
+    used = {_stem_key(stem) for stem in out.values()}
     for asset in ordered:
-        stem, n = asset.stem, 1
-        while stem.casefold() in taken:
+        if asset in out:
+            continue
+        base = short_name(asset.stem, STEM_BYTES)
+        stem, n = base, 1
+        while _stem_key(stem) in used or owners.get(_stem_key(stem), {asset.label}) != {
+                asset.label}:
             n += 1
-            stem = f"{asset.stem}-{n}"
-        taken.add(stem.casefold())
+            stem = f"{base}-{n}"
+        used.add(_stem_key(stem))
         out[asset] = stem
     return out
+
+
+def _stem_key(stem: str) -> str:
+    """What two stems must not share: `x` and `x.part2` name the same video's parts."""
+    return _PART.sub("", stem).casefold()
+
+
+def _earlier_stems(previous: dict[str, dict[str, Any]]
+                   ) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """From earlier manifest entries: the sources using each stem key, and the stem
+    each source had (`x` for a video split into `x.part1`, `x.part2`)."""
+    owners: dict[str, set[str]] = {}
+    names: dict[str, set[str]] = {}
+    for path, entry in previous.items():
+        source = entry.get("source")
+        if not isinstance(source, str):
+            continue
+        name = PurePosixPath(str(entry.get("path") or path)).stem
+        owners.setdefault(_stem_key(name), set()).add(source)
+        names.setdefault(source, set()).add(name)
+    return owners, {source: _own_stem(found) for source, found in names.items()}
+
+
+def _own_stem(names: set[str]) -> str:
+    for name in sorted(names, key=lambda n: (len(n), n)):
+        for stem in (name, _PART.sub("", name)):
+            if all(n == stem or (n.startswith(f"{stem}.part") and n[len(stem) + 5:].isdigit())
+                   for n in names):
+                return stem
+    return min(names)
 
 
 def load_previous(out_dir: Path) -> dict[str, dict[str, Any]]:
@@ -151,9 +220,48 @@ def still_present(out_dir: Path, previous: dict[str, dict[str, Any]]) -> list[di
 
 
 def remove_stale_temps(out_dir: Path) -> int:
-    """Temporary outputs that a killed run left in OUT: removed (only our own names,
-    of processes no longer alive). Returns how many."""
-    return 0
+    """Temporary outputs that a killed run left in OUT: removed. Only our own names
+    (`.{name}.{pid}.part`, see temp_path) of processes no longer alive, only regular
+    files, found without following a link anywhere below OUT (a running render's
+    files and whatever a link leads to stay). Returns how many."""
+    removed = 0
+    top = Path(out_dir).resolve()       # OUT itself may be a link the operator chose
+    if not top.is_dir():
+        return 0
+    for _, _, files, folder in os.fwalk(top, follow_symlinks=False):
+        for name in files:
+            if _stale_temp(name, folder):
+                try:
+                    os.unlink(name, dir_fd=folder)
+                except FileNotFoundError:
+                    continue
+                removed += 1
+    return removed
+
+
+def _stale_temp(name: str, folder: int) -> bool:
+    match = TEMP_NAME.fullmatch(name)
+    if match is None:
+        return False
+    try:
+        info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and not alive(int(match["pid"]))
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists (one of another user counts); a pid that cannot
+    be one is taken as alive, so a name we never made is never removed."""
+    if not 0 < pid < 2**31:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:             # EPERM: it exists, owned by someone else
+        return True
+    return True
 
 
 def write_manifest(out_dir: Path, body: dict[str, Any]) -> None:

@@ -27,6 +27,18 @@ def inbox_with(tmp_path, astronaut):
     return inbox
 
 
+LEGACY_LEDGER = ("create table files (path text primary key, size integer, mtime real, "
+                 "sha256 text, state text, attempts integer default 0, error text, "
+                 "updated text, retry_at real default 0);")
+
+
+def dead_pid():
+    """The pid of a process that has ended (and, for the test's short life, not reused)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def state(inbox):
     with sqlite3.connect(inbox / ".repurpose" / "ledger.db") as db:
         return dict(db.execute("select path, state from files"))
@@ -36,7 +48,7 @@ def state(inbox):
 def test_once_renders_moves_and_never_renders_twice(tmp_path, astronaut):
     inbox = inbox_with(tmp_path, astronaut)
     done = run_cli("watch", inbox, "--once", "--settle", "0.3")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr            # broken.jpg failed
     assert (inbox / "Output" / "x-image" / "a.jpg").exists()
     assert (inbox / "Output" / "sub" / "x-image" / "b.jpg").exists()   # the INBOX shoot.yaml
     assert (inbox / "Source" / "a.jpg").exists() and not (inbox / "a.jpg").exists()
@@ -48,6 +60,7 @@ def test_once_renders_moves_and_never_renders_twice(tmp_path, astronaut):
     # The same content saved again under another name: recognised, not rendered.
     (inbox / "copy.jpg").write_bytes((inbox / "Source" / "a.jpg").read_bytes())
     again = run_cli("watch", inbox, "--once", "--settle", "0.3")
+    assert again.returncode == 0, again.stderr
     assert "same content as a file already rendered" in again.stderr
     assert not (inbox / "Output" / "x-image" / "copy.jpg").exists()
     # A changed file under a rendered name: rendered again.
@@ -67,19 +80,20 @@ def test_crash_leftovers_are_recovered(tmp_path, astronaut):
     (inbox / "broken.jpg").unlink()
     (inbox / "sub" / "b.jpg").unlink()
     (inbox / ".repurpose").mkdir()
-    stray = inbox / "Output" / "x-image" / ".a.jpg.123.part"
+    gone = dead_pid()
+    stray = inbox / "Output" / "x-image" / f".a.jpg.{gone}.part"
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"half")
+    running = stray.with_name(f".b.jpg.{os.getpid()}.part")    # a live process's file
+    running.write_bytes(b"being written")
     with sqlite3.connect(inbox / ".repurpose" / "ledger.db") as db:   # as a crash leaves it
-        db.executescript("create table files (path text primary key, size integer, mtime "
-                         "real, sha256 text, state text, attempts integer default 0, error "
-                         "text, updated text, retry_at real default 0);"
-                         "insert into files (path, state, attempts) values "
-                         "('a.jpg', 'rendering', 1);")
+        db.executescript(LEGACY_LEDGER + "insert into files (path, state, attempts) values "
+                                         "('a.jpg', 'rendering', 1);")
     done = run_cli("watch", inbox, "--once", "--settle", "0.3")
     assert done.returncode == 0, done.stderr
     assert "left rendering by a crash are pending again" in done.stderr
     assert not stray.exists() and state(inbox) == {"a.jpg": "done"}
+    assert running.read_bytes() == b"being written"
 
 
 @pytest.mark.slow
@@ -187,3 +201,49 @@ def test_a_file_gone_before_it_is_read_does_not_stop_the_watch(tmp_path, capsys)
     watcher.take(gone)
     assert "moved-away.jpg: skipped for now" in capsys.readouterr().err
     assert not watcher._pending(gone)        # --once does not wait for it
+
+
+@pytest.mark.slow
+def test_retry_failed_brings_back_every_failure_of_a_name(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "shoot.yaml").write_text("targets: [x-image]\n")
+    for attempt in ("first", "second"):
+        (inbox / "broken.jpg").write_text(f"not an image, {attempt} try")
+        failed = run_cli("watch", inbox, "--once", "--settle", "0.2")
+        assert failed.returncode == 1 and "broken.jpg: failed" in failed.stderr
+    assert (inbox / "Failed" / "broken.jpg").read_text() == "not an image, first try"
+    assert (inbox / "Failed" / "broken-2.jpg").read_text() == "not an image, second try"
+    assert (inbox / "Failed" / "broken-2.jpg.error.txt").exists()
+    status = run_cli("watch", inbox, "--status").stdout
+    assert "failed: broken.jpg:" in status and "(in Failed/broken-2.jpg)" in status
+    back = run_cli("watch", inbox, "--retry-failed")
+    assert "2 failed files back in the inbox" in back.stdout, back.stderr
+    assert (inbox / "broken.jpg").read_text() == "not an image, first try"
+    assert (inbox / "broken-2.jpg").read_text() == "not an image, second try"
+    assert not [p.name for p in (inbox / "Failed").iterdir()]
+    assert "pending: 2" in run_cli("watch", inbox, "--status").stdout
+
+
+def test_a_legacy_ledger_is_migrated_with_its_failures(tmp_path):
+    from pipeline.watch import Ledger
+
+    (tmp_path / ".repurpose").mkdir()
+    with sqlite3.connect(tmp_path / ".repurpose" / "ledger.db") as db:
+        db.executescript(LEGACY_LEDGER + "insert into files (path, state, error) values "
+                                         "('x.jpg', 'failed', 'bad'), ('y.jpg', 'done', null);")
+    ledger = Ledger(tmp_path)
+    assert [tuple(r) for r in ledger.failed()] == [(1, "x.jpg", "x.jpg", "bad")]
+    ledger.failure("x.jpg", "x-2.jpg", "bad again")
+    assert [r["moved_to"] for r in ledger.failed()] == ["x.jpg", "x-2.jpg"]
+    assert ledger.get("x.jpg")["moved_to"] == "x-2.jpg"
+    assert len(Ledger(tmp_path).failed()) == 2            # opened again: nothing re-migrated
+
+
+@pytest.mark.slow
+def test_once_exits_1_while_a_file_is_left_in_the_inbox(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "empty.jpg").write_bytes(b"")               # a copy that has not begun
+    left = run_cli("watch", inbox, "--once", "--settle", "0.2")
+    assert left.returncode == 1 and (inbox / "empty.jpg").exists()

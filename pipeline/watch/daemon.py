@@ -1,0 +1,378 @@
+"""The watch loop: find settled files, render each with its own run, and move it
+to Source/ or Failed/ (pipeline.watch describes the whole folder)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from pipeline.errors import PipelineError, WriteError, write_error
+from pipeline.ingest import _is_master_candidate
+from pipeline.outputs import remove_stale_temps
+from pipeline.trust import Operator
+from pipeline.watch.faults import MAX_ATTEMPTS, backoff, disk_fault, transient
+from pipeline.watch.folders import (
+    FAILED,
+    OUTPUT,
+    SOURCE,
+    STATE,
+    links_below,
+    move,
+    move_with_note,
+    opened,
+)
+from pipeline.watch.ledger import Ledger, LedgerError
+from pipeline.watch.messages import error_text, log
+from pipeline.watch.settle import complete, fingerprint
+
+RESCAN_S = 10.0             # a rescan catches what filesystem events miss
+RETRY_S = 30.0              # the first wait after a transient failure; it doubles
+ONCE_WAIT_S = 5.0           # --once waits for a retry or a pause no longer than this
+# Failed writes that say something about the disk, not about the master.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                errno.ENAMETOOLONG, errno.EMLINK, errno.EXDEV}
+
+
+@dataclass
+class Seen:
+    size: int
+    mtime: float
+    since: float        # when this size and mtime were first seen
+
+
+class Watcher:
+    def __init__(self, inbox: Path, out: Path | None, presets_dirs: list[Path],
+                 settle: float, jobs: int | None, *, operator: Operator | None = None,
+                 trust_inbox: bool = False, retry_wait: float = RETRY_S) -> None:
+        self.inbox = inbox.resolve()
+        self.own_output = out is None
+        # Output/ is not resolved: start-up refused a link there, and one made later
+        # is found before each render rather than followed.
+        self.out = self.inbox / OUTPUT if out is None else out.resolve()
+        self.presets_dirs = presets_dirs
+        self.settle, self.jobs, self.retry_wait = settle, jobs, retry_wait
+        self.operator, self.trust_inbox = operator, trust_inbox
+        self.ledger = Ledger(self.inbox)
+        self.seen: dict[Path, Seen] = {}
+        self.sniffed: dict[Path, tuple[tuple[int, int], str | None]] = {}
+        self.left: set[Path] = set()        # could not be read, or empty: --once does not wait
+        self.failed_here: set[str] = set()
+        self.paused_until = 0.0             # time.monotonic(); a refused write pauses all
+        self.faults = 0                     # refused writes in a row
+        self.stopping = False
+        self.wake = threading.Event()
+
+    def key(self, path: Path) -> str:
+        return str(path.relative_to(self.inbox))
+
+    # ---------------------------------------------------------------- finding files
+
+    def candidates(self) -> Iterator[Path]:
+        """What the inbox holds to take: masters, links (which fail) and media named
+        like sidecars (which fail). Our own and hidden folders are not entered, nor
+        any link (os.walk does not follow them)."""
+        skip = {self.inbox / n for n in (OUTPUT, SOURCE, FAILED, STATE)} | {self.out}
+        for folder, dirs, files in os.walk(self.inbox):
+            here = Path(folder)
+            links = [d for d in dirs if (here / d).is_symlink() and here / d not in skip]
+            dirs[:] = sorted(d for d in dirs if here / d not in skip and not d.startswith(".")
+                             and d not in links)
+            for name in sorted(files + links):
+                if not name.startswith(".") and self._wanted(here / name):
+                    yield here / name
+
+    def _wanted(self, path: Path) -> bool:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return False
+        if stat.S_ISLNK(info.st_mode):
+            return True
+        return stat.S_ISREG(info.st_mode) and (
+            _is_master_candidate(path) or self._misnamed(path, info) is not None)
+
+    def _misnamed(self, path: Path, info: os.stat_result) -> str | None:
+        """What a file with a sidecar's name really is, when it is a photo or a video
+        (a JPEG named manifest.json); looked at once per size and date."""
+        if _is_master_candidate(path):
+            return None
+        mark = (info.st_size, info.st_mtime_ns)
+        known = self.sniffed.get(path)
+        if known is None or known[0] != mark:
+            known = self.sniffed[path] = (mark, _sniff(path))
+        return known[1]
+
+    def ready(self) -> list[Path]:
+        """Files whose size and mtime have not changed for the settle time."""
+        now, found, present = time.monotonic(), [], set()
+        for path in self.candidates():
+            present.add(path)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            seen = self.seen.get(path)
+            if seen is None or (seen.size, seen.mtime) != (info.st_size, info.st_mtime):
+                self.seen[path] = Seen(info.st_size, info.st_mtime, now)
+                self.left.discard(path)
+                continue
+            if now - seen.since < self.settle:
+                continue
+            if info.st_size == 0:
+                self.left.add(path)             # an empty file waits for its content
+            elif stat.S_ISLNK(info.st_mode) or complete(path):
+                found.append(path)
+        for gone in set(self.seen) - present:
+            del self.seen[gone]
+            self.sniffed.pop(gone, None)
+        return found
+
+    # ---------------------------------------------------------------- one file
+
+    def take(self, path: Path) -> None:
+        """Take one settled file. One that vanished or cannot be read is left for the
+        next scan; a disk that refuses a write pauses the watcher; neither stops it."""
+        key = self.key(path)
+        try:
+            self._take(path, key)
+        except (WriteError, LedgerError) as exc:
+            self.ledger.set(key, state="pending", error=str(exc))
+            self._pause(key, exc)
+        except OSError as exc:
+            self.left.add(path)
+            log(f"{key}: skipped for now ({exc.strerror or exc})")
+
+    def _take(self, path: Path, key: str) -> None:
+        row = self.ledger.get(key)
+        if row is not None and row["retry_at"] and row["retry_at"] > time.time():
+            return
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            self._fail(path, key, f"a link (to {os.readlink(path)}); the watcher does not "
+                       "follow links out of an inbox: put the file itself there")
+            return
+        what = self._misnamed(path, info)
+        if what:
+            self._fail(path, key, f"{what} named like a sidecar file ({path.suffix}); rename "
+                       "it with its real extension and put it back")
+            return
+        digest = fingerprint(path, info)
+        if self.ledger.done_with(digest):
+            self.ledger.set(key, size=info.st_size, mtime=info.st_mtime, sha256=digest,
+                            state="done", error="duplicate of rendered content")
+            self._move(path, key, SOURCE)
+            log(f"{key}: same content as a file already rendered; moved to {SOURCE}/")
+            return
+        attempts = (row["attempts"] if row is not None else 0) + 1
+        self.ledger.set(key, size=info.st_size, mtime=info.st_mtime, sha256=digest,
+                        state="rendering", attempts=attempts, error=None, retry_at=0)
+        if self.ledger.blocked:
+            return              # taken again once the ledger can record it
+        log(f"{key}: rendering")
+        self._conclude(path, key, self._render(path, key), attempts)
+
+    def _render(self, path: Path, key: str) -> list[PipelineError]:
+        from pipeline.runner import run
+
+        out = self.out / path.parent.relative_to(self.inbox)
+        try:
+            self._guard(out)
+            report = run([path], out, self.presets_dirs, jobs=self.jobs,
+                         shoot_root=self.inbox, trusted=self.trust_inbox,
+                         operator=self.operator, announce=self._announce)
+        except PipelineError as exc:        # ConfigError of a trusted shoot.yaml, WriteError
+            return [exc]
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            return [write_error(exc, exc.filename or out, key)]
+        except Exception as exc:  # noqa: BLE001 - recorded and reported, never lost
+            return [PipelineError(f"internal error: {type(exc).__name__}: {exc}", path=key,
+                                  hint="please report this with the file; "
+                                       "REPURPOSE_DEBUG=1 shows more")]
+        return list(report.errors)
+
+    def _guard(self, out: Path) -> None:
+        """Refuse to render through a link in the output folders: one made after start
+        (Output/ itself, a subfolder, a preset folder, a temporary name)."""
+        steps = out.relative_to(self.out).parts
+        chain = [self.out.joinpath(*steps[:n]) for n in range(len(steps) + 1)]
+        links = [p for p in chain[0 if self.own_output else 1:] if p.is_symlink()]
+        links += links_below(out)
+        if links:
+            raise WriteError(f"{links[0]} is a link; the watcher does not write through "
+                             "links in an inbox", hint="remove the link")
+
+    def _announce(self, line: str) -> None:
+        log(f"privileged: {line}")
+
+    def _conclude(self, path: Path, key: str, errors: list[PipelineError],
+                  attempts: int) -> None:
+        if not errors:
+            self.faults = 0
+            self.ledger.set(key, state="done")
+            self._move(path, key, SOURCE)
+            log(f"{key}: done, master moved to {SOURCE}/")
+            return
+        message = "; ".join(str(e) for e in errors)
+        disk = any(disk_fault(e) for e in errors)
+        if not os.path.lexists(path):
+            self.ledger.set(key, state="gone", error=message)
+            log(f"{key}: vanished while it was rendered ({message})")
+        elif not transient(errors) or (not disk and attempts >= MAX_ATTEMPTS):
+            self._fail(path, key, message)
+        elif disk:              # not the master's fault: it does not use up an attempt
+            self.ledger.set(key, state="pending", error=message, attempts=attempts - 1)
+            self._pause(key, errors[0] if len(errors) == 1 else PipelineError(message))
+        else:
+            wait = backoff(self.retry_wait, attempts)
+            self.ledger.set(key, state="pending", error=message, retry_at=time.time() + wait)
+            log(f"{key}: attempt {attempts} failed, retrying in {wait:.0f} s ({message})")
+
+    def _fail(self, path: Path, key: str, message: str) -> None:
+        note = error_text(key, message, str(self.inbox))
+        moved = self._move(path, key, FAILED, note)
+        self.ledger.failure(key, moved, message)
+        self.failed_here.add(key)
+        self.faults = 0
+        log(f"{key}: failed, moved to {FAILED}/{moved} ({message})")
+
+    def _move(self, path: Path, key: str, folder: str, note: bytes | None = None) -> str:
+        """Move a master (or a link itself) into Source/ or Failed/ under its own
+        relative path, on a free name; returns that path."""
+        parent = path.relative_to(self.inbox).parent.parts
+        try:
+            with opened(self.inbox, parent) as source, \
+                    opened(self.inbox, [folder, *parent], create=True) as target:
+                name = (move(source, path.name, target, path.name) if note is None else
+                        move_with_note(source, path.name, target, path.name, note))
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            raise write_error(exc, f"{self.inbox / folder / key}", key) from exc
+        self.seen.pop(path, None)
+        return str(PurePosixPath(*parent, name))
+
+    # ---------------------------------------------------------------- the loop
+
+    def _pause(self, who: str, error: PipelineError) -> None:
+        self.faults += 1
+        wait = backoff(self.retry_wait, self.faults)
+        self.paused_until = time.monotonic() + wait
+        log(f"{who}: {error}; pausing, trying again in {wait:.0f} s")
+
+    def cleanup(self) -> None:
+        """What a crash left: files marked rendering, our temporary outputs."""
+        if self.trust_inbox:
+            log(f"trusting shoot.yaml files in {self.inbox}: they may run programs, call "
+                "hosts and read files; use --trust-inbox only on a folder nobody else "
+                "can write to")
+        back = self.ledger.recover()
+        if back:
+            log(f"{back} file(s) left rendering by a crash are pending again")
+        if self.out.is_dir() and not self.out.is_symlink():
+            remove_stale_temps(self.out)
+
+    def step(self) -> None:
+        """One pass: write what the ledger kept back, then take each settled file,
+        unless a refused write paused the watcher."""
+        if not self.ledger.flush():
+            if time.monotonic() >= self.paused_until:
+                self._pause("ledger", LedgerError(
+                    f"cannot write {self.ledger.path}: {self.ledger.fault}",
+                    hint="free space or make the inbox's disk writable"))
+            return
+        for path in self.ready():
+            if self.stopping or time.monotonic() < self.paused_until:
+                break
+            self.take(path)
+
+    def once(self) -> bool:
+        """Process what is in the inbox now, waiting for each file to settle. True when
+        everything seen is done: nothing failed, nothing left in the inbox."""
+        self.cleanup()
+        while not self.stopping:
+            self.step()
+            if not self._waiting():
+                break
+            time.sleep(min(1.0, max(0.1, self.settle / 4)))
+        left = list(self.candidates())
+        return not (self.failed_here or left or self.ledger.blocked)
+
+    def _waiting(self) -> bool:
+        if self.paused_until - time.monotonic() > ONCE_WAIT_S:
+            return False
+        return self.ledger.blocked or any(self._pending(p) for p in self.candidates())
+
+    def _pending(self, path: Path) -> bool:
+        """Whether a file in the inbox is still to be taken soon. Every file left there
+        is (done and failed ones were moved out: one back under the same name is a new
+        arrival), except one unreadable, empty, or waiting long for a retry."""
+        if path in self.left:
+            return False
+        try:
+            row = self.ledger.get(self.key(path))
+        except LedgerError:
+            return False
+        if row is not None and row["state"] == "pending" and row["retry_at"]:
+            return bool(row["retry_at"] <= time.time() + ONCE_WAIT_S)
+        return True
+
+    def forever(self) -> None:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        self.cleanup()
+        wake = self.wake
+
+        class Poke(FileSystemEventHandler):
+            def on_any_event(self, event: object) -> None:
+                wake.set()
+
+        observer = Observer()
+        observer.schedule(Poke(), str(self.inbox), recursive=True)
+        observer.start()
+        log(f"watching {self.inbox} (output {self.out})")
+        try:
+            while not self.stopping:
+                self.step()
+                self.wake.wait(self._nap())
+                self.wake.clear()
+        finally:
+            observer.stop()
+            observer.join()
+        log("stopped")
+
+    def _nap(self) -> float:
+        """Files settling are looked at again soon; a pause ends on time; otherwise a
+        periodic rescan catches what events miss."""
+        pause = self.paused_until - time.monotonic()
+        if pause > 0:
+            return min(pause, RESCAN_S)
+        return max(0.2, self.settle / 2) if self.seen else RESCAN_S
+
+    def stop(self, *_: object) -> None:
+        if not self.stopping:
+            log("stopping after the current file")
+        self.stopping = True
+        self.wake.set()
+
+
+def _sniff(path: Path) -> str | None:
+    """pipeline.ingest.misnamed_media, once it is there (written beside this module)."""
+    from pipeline import ingest
+
+    sniff: Callable[[Path], str | None] | None = getattr(ingest, "misnamed_media", None)
+    return sniff(path) if sniff else None
+
+
+def install_stop(watcher: Watcher) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, watcher.stop)

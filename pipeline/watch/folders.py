@@ -1,0 +1,226 @@
+"""The inbox's own folders, handled so that nothing a stranger drops there can
+redirect a write: every folder is opened one step at a time without following
+a link, a moved file never lands on an existing name, a new file is created
+with O_EXCL, and one lock keeps a second watcher out.
+
+Everything takes paths relative to the inbox, whose own path is the
+operator's (resolved once at start).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from pipeline.errors import PipelineError, WriteError
+from pipeline.outputs import NAME_MAX, short_name
+
+OUTPUT, SOURCE, FAILED, STATE = "Output", "Source", "Failed", ".repurpose"
+LOCK = "lock"
+NOTE = ".error.txt"
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class InboxError(PipelineError):
+    """The inbox cannot be watched as it is (a link where one of its folders should
+    be, another watcher at work); one line says what and the fix."""
+
+
+def check_layout(inbox: Path, own_output: bool) -> None:
+    """Refuse an inbox whose Source/, Failed/, .repurpose/ (and Output/ when it is
+    used) is a link or not a folder: everything written there would go through."""
+    for name in (SOURCE, FAILED, STATE, *([OUTPUT] if own_output else [])):
+        problem = not_a_folder(inbox / name, inbox)
+        if problem:
+            fix = " (or give --out DIR)" if name == OUTPUT else ""
+            raise InboxError(f"{problem}; the watcher does not write through links in an "
+                             f"inbox: remove it and a folder is made in its place{fix}")
+
+
+def not_a_folder(path: Path, inbox: Path) -> str | None:
+    """Why `path` may not serve as one of the inbox's folders, or None (also when
+    it does not exist yet)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path} is a link (to {os.readlink(path)})"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{path} is not a folder"
+    real = Path(os.path.realpath(path))
+    if real.parent != inbox.resolve():      # a mount or a link above it
+        return f"{path} leads outside the inbox (to {real})"
+    return None
+
+
+@contextmanager
+def opened(inbox: Path, parts: Sequence[str], create: bool = False) -> Iterator[int]:
+    """A descriptor of inbox/parts..., each step opened without following a link,
+    made when missing with `create`. A link on the way raises WriteError naming it."""
+    fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for index, part in enumerate(parts):
+            child = _step(fd, part, create, inbox.joinpath(*parts[:index + 1]))
+            os.close(fd)
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _step(parent: int, name: str, create: bool, shown_as: Path) -> int:
+    try:
+        if create:
+            try:
+                os.mkdir(name, 0o777, dir_fd=parent)
+            except FileExistsError:
+                pass
+        return os.open(name, _DIR, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise WriteError(f"{shown_as} is a link or not a folder; the watcher does not "
+                             "write through links in an inbox",
+                             hint="remove it; a folder is made in its place") from exc
+        raise
+
+
+def unique_names(name: str, room: int = 0) -> Iterator[str]:
+    """`name`, then `stem-2.ext`, `stem-3.ext`, ..., each short enough to leave `room`
+    bytes for a suffix (`.error.txt`) within NAME_MAX."""
+    pure = PurePosixPath(name)
+    suffix = pure.suffix if len(os.fsencode(pure.suffix)) < 32 else ""
+    stem = name[:len(name) - len(suffix)] if suffix else name
+    n = 1
+    while True:
+        tail = f"-{n}{suffix}" if n > 1 else suffix
+        yield short_name(stem, NAME_MAX - room - len(os.fsencode(tail))) + tail
+        n += 1
+
+
+def move(source: int, name: str, target: int, wanted: str) -> str:
+    """Move entry `name` (a file, or a link itself, never its target) of folder
+    `source` into folder `target` under the first free one of unique_names(wanted).
+    Returns the name it took."""
+    for candidate in unique_names(wanted):
+        try:
+            _rename_noreplace(source, name, target, candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise AssertionError("unreachable")
+
+
+def move_with_note(source: int, name: str, target: int, wanted: str, note: bytes) -> str:
+    """As move, with a new `<name>.error.txt` holding `note` beside the moved file.
+    The note is written first: a file in Failed/ always has its reason, and when the
+    note cannot be written (disk full) the file stays where it was."""
+    for candidate in unique_names(wanted, room=len(NOTE)):
+        if _exists(target, candidate):
+            continue
+        try:
+            create(target, candidate + NOTE, note)
+        except FileExistsError:
+            continue
+        try:
+            _rename_noreplace(source, name, target, candidate)
+        except BaseException as exc:
+            os.unlink(candidate + NOTE, dir_fd=target)
+            if isinstance(exc, FileExistsError):
+                continue
+            raise
+        return candidate
+    raise AssertionError("unreachable")
+
+
+def _exists(fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _rename_noreplace(source: int, name: str, target: int, new: str) -> None:
+    """rename(2) that fails with EEXIST rather than replace: renameat2 (Linux) or
+    renameatx_np (macOS); where neither works, a hard link then an unlink."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    call = getattr(libc, "renameat2", None) or getattr(libc, "renameatx_np", None)
+    if call is not None:
+        flag = 1 if hasattr(libc, "renameat2") else 4   # RENAME_NOREPLACE / RENAME_EXCL
+        if call(source, os.fsencode(name), target, os.fsencode(new), flag) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), new)
+    os.link(name, new, src_dir_fd=source, dst_dir_fd=target, follow_symlinks=False)
+    os.unlink(name, dir_fd=source)
+
+
+def create(fd: int, name: str, data: bytes) -> None:
+    """A new file `name` in folder `fd` holding `data`; FileExistsError when the name
+    is there (never opened for writing), and nothing left behind on failure."""
+    handle = os.open(name, _NEW, 0o666, dir_fd=fd)
+    try:
+        with open(handle, "wb", closefd=True) as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException:
+        os.unlink(name, dir_fd=fd)
+        raise
+
+
+def remove_file(fd: int, name: str) -> None:
+    """Remove `name` from folder `fd` if it is a regular file (never a link's target)."""
+    try:
+        if stat.S_ISREG(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+            os.unlink(name, dir_fd=fd)
+    except FileNotFoundError:
+        return
+
+
+def links_below(out: Path, depth: int = 2) -> list[Path]:
+    """Links in `out` and its folders, `depth` levels down: where a render would write
+    through them (a preset folder, a temporary name, the manifest)."""
+    found: list[Path] = []
+    try:
+        entries = list(os.scandir(out))
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    for entry in entries:
+        if entry.is_symlink():
+            found.append(Path(entry.path))
+        elif depth > 1 and entry.is_dir(follow_symlinks=False):
+            found += links_below(Path(entry.path), depth - 1)
+    return found
+
+
+def lock_inbox(inbox: Path) -> int:
+    """Take the inbox's lock (flock on .repurpose/lock, holding our pid) or raise
+    InboxError naming the process that holds it. The kernel drops the lock when
+    the process ends, kill -9 included, so a crash never leaves it stuck."""
+    with opened(inbox, [STATE], create=True) as state:
+        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                     dir_fd=state)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise InboxError(f"{inbox} is being watched already by process {holder}; stop "
+                         "that watcher first (--status works beside it)") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:    # a hard link planted there
+        os.close(fd)
+        raise InboxError(f"{inbox / STATE / LOCK} is not a plain file of its own; remove it")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

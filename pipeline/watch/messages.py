@@ -1,0 +1,30 @@
+"""What the watch folder says: one line per event on stderr, and the error file
+beside a failed master. Names and messages come from strangers (a file name
+may hold a newline, an escape sequence or a bidi override), so every line is
+escaped: it can never forge another line or move the terminal's cursor."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+
+def shown(text: str) -> str:
+    """`text` with control, format (bidi) and undecodable characters escaped."""
+    return "".join(ch if ch.isprintable() or ch == " " else
+                   ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for ch in text)
+
+
+def log(message: str) -> None:
+    stamp = datetime.now().strftime("%H:%M:%S")
+    print(f"{stamp} {shown(message)}", file=sys.stderr, flush=True)
+
+
+def error_text(key: str, message: str, inbox: str) -> bytes:
+    """The body of `<name>.error.txt`: what failed, why (one escaped line per
+    problem), and how to try again."""
+    reasons = "\n".join(shown(line) for line in message.splitlines() or [""])
+    return (f"{shown(key)} could not be rendered.\n\n{reasons}\n\nFix the file (or "
+            f"shoot.yaml) and put it back in the inbox, or run: repurpose watch "
+            f"--retry-failed {shown(inbox)}\n").encode()

@@ -1,0 +1,86 @@
+"""When a file in the inbox is complete: nobody writes it any more, and a movie
+has its index. The size-and-date settle time is the daemon's part."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import time
+from pathlib import Path
+
+MOVIE_SUFFIXES = {".mp4", ".mov", ".m4v", ".3gp"}
+INDEX_GRACE_S = 120.0     # an MP4 without its index this long after settling is taken
+
+
+def complete(path: Path) -> bool:
+    """Whether a settled file is finished: nobody has it open for writing (where the
+    system tells, Linux /proc), and an MP4/MOV has its index. A movie that stays
+    without an index is taken after INDEX_GRACE_S, and fails with that reason."""
+    if open_for_writing(path):
+        return False
+    if path.suffix.lower() in MOVIE_SUFFIXES and not has_movie_index(path):
+        try:
+            return time.time() - path.stat().st_mtime > INDEX_GRACE_S
+        except OSError:
+            return False
+    return True
+
+
+def open_for_writing(path: Path) -> bool:
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return False
+    target = str(path.resolve())
+    for fd in proc.glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) != target:
+                continue
+            info = (fd.parent.parent / "fdinfo" / fd.name).read_text()
+        except OSError:
+            continue
+        flags = next((line.split()[1] for line in info.splitlines()
+                      if line.startswith("flags:")), "0")
+        if int(flags, 8) & (os.O_WRONLY | os.O_RDWR):
+            return True
+    return False
+
+
+def has_movie_index(path: Path) -> bool:
+    """An ISO-BMFF file's top-level boxes include `moov` (the index)."""
+    try:
+        with path.open("rb") as stream:
+            size = path.stat().st_size
+            at = 0
+            while at + 8 <= size:
+                stream.seek(at)
+                head = stream.read(16)
+                length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                if kind == b"moov":
+                    return True
+                if length == 1:
+                    length = int.from_bytes(head[8:16], "big")
+                elif length == 0:
+                    return False
+                if length < 8:
+                    return False
+                at += length
+    except OSError:
+        return False
+    return False
+
+
+def fingerprint(path: Path, seen: os.stat_result) -> str:
+    """The content digest of a master, read without following a link, and only if
+    it is still the very file that was looked at (not swapped for another)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as stream:
+        info = os.fstat(stream.fileno())
+        if (info.st_dev, info.st_ino) != (seen.st_dev, seen.st_ino) or not stat.S_ISREG(
+                info.st_mode):
+            raise FileNotFoundError(errno.ENOENT, "replaced while it was taken", str(path))
+        digest = hashlib.sha256()
+        for block in iter(lambda: stream.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
