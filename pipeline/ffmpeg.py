@@ -2,15 +2,20 @@
 
 The binary comes from the imageio-ffmpeg wheel unless REPURPOSE_FFMPEG names
 another. Failures raise FfmpegError with the argv, the tail of stderr and a
-diagnosis of the likely cause.
+diagnosis of the likely cause. On Linux every child started here dies with the
+process that started it, even when that process is killed with SIGKILL
+(die_with_parent): a killed render never leaves an ffmpeg writing behind it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import IO, Any
 
@@ -18,6 +23,7 @@ from pipeline.errors import RenderError
 from pipeline.progress import report, reporting
 
 STDERR_TAIL_LINES = 15
+PR_SET_PDEATHSIG = 1        # <linux/prctl.h>
 GLOBAL_ARGS = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
 _DIAGNOSES = (
     ("No space left on device", "the output disk is full; free space and render again"),
@@ -59,6 +65,42 @@ def ffmpeg_exe() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
+@lru_cache(maxsize=1)
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, or None where there is none (not Linux, no libc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                      ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent goes away (Linux's
+    PR_SET_PDEATHSIG); a no-op elsewhere. Use it as `preexec_fn` of a child, or
+    call it at the start of a worker process.
+
+    The signal comes when the parent *thread* that started the child exits, so
+    children must be started from a thread that lives as long as they should
+    (every ffmpeg here is started from its job's main thread)."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def child_options() -> dict[str, Any]:
+    """What every ffmpeg child is started with: no stdin, and it dies with us.
+    libc is looked up here, in the parent: the child, between fork and exec,
+    then only makes the one system call."""
+    _prctl()
+    return {"stdin": subprocess.DEVNULL, "preexec_fn": die_with_parent}
+
+
 def compile_argv(node: Any, exe: str) -> list[str]:
     """The argv of an ffmpeg-python graph, with the quiet, non-interactive options."""
     argv: list[str] = node.compile(cmd=exe)
@@ -74,9 +116,8 @@ def run_ffmpeg(argv: Sequence[str], label: str, seconds: float | None = None) ->
         argv[1:1] = ["-progress", "pipe:1", "-stats_period", "0.25", "-nostats"]
     with tempfile.TemporaryFile() as said:
         try:
-            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE if watch else subprocess.DEVNULL,
-                                     stderr=said)
+            child = subprocess.Popen(argv, stdout=subprocess.PIPE if watch else subprocess.DEVNULL,
+                                     stderr=said, **child_options())
         except OSError as exc:
             raise FfmpegError(f"cannot start ffmpeg: {exc}", argv=argv, path=label,
                               hint="set REPURPOSE_FFMPEG to an ffmpeg binary, or reinstall "

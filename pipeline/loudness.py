@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.ffmpeg import child_options, ffmpeg_exe
 
 _INTEGRATED = re.compile(r"Integrated loudness:\s+I:\s+(-?[\d.]+|-inf) LUFS")
 _PEAK = re.compile(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS")
@@ -43,8 +43,8 @@ def measure(path: Path, start_ms: int | None = None, end_ms: int | None = None,
         argv += ["-ss", f"{start_ms / 1000:.3f}", "-t", f"{(end_ms - start_ms) / 1000:.3f}"]
     argv += ["-i", str(Path(path).absolute()), "-map", f"0:a:{stream}", "-vn",
              "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"]
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, check=False)
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
+                          **child_options())
     text = done.stderr.decode("utf-8", "replace")
     found_i, found_tp = _INTEGRATED.search(text), _PEAK.search(text)
     if done.returncode != 0 or not found_i or not found_tp:

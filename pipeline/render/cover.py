@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.errors import RenderError
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.ffmpeg import child_options, ffmpeg_exe
 from pipeline.model import VideoInfo
 from pipeline.render.video import tonemap_filters
 
@@ -92,7 +92,7 @@ def extract(path: Path, info: VideoInfo, at_ms: int, label: str) -> Image.Image:
     argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
             "-ss", f"{at_ms / 1000:.3f}", "-i", str(path.absolute()), "-frames:v", "1",
             "-vf", chain, "-f", "image2pipe", "-c:v", "png", "-"]
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    done = subprocess.run(argv, capture_output=True, check=False, **child_options())
     if done.returncode != 0 or not done.stdout:
         raise RenderError("cannot extract a cover frame", path=label,
                           hint=done.stderr.decode("utf-8", "replace").strip()[-200:]
