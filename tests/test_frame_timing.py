@@ -93,3 +93,43 @@ def test_die_with_parent_called_at_worker_start_sets_the_death_signal():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
     assert int(done.stdout) == signal.SIGKILL
+
+
+# -- constant frame rate ----------------------------------------------------------------
+
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def encode(out: Path, source: str, *args: str, audio: str | None = None) -> Path:
+    inputs = ["-f", "lavfi", "-i", source]
+    if audio:
+        inputs += ["-f", "lavfi", "-i", audio]
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *inputs, *args, str(out)], check=True)
+    return out
+
+
+def info(path: Path):
+    from pipeline.model import Asset
+    from pipeline.probe import probe_video
+
+    return probe_video(Asset(path, path.name, path.stem, path.parent, path.name))
+
+
+def b_frames(count: int, keyint: int) -> list[str]:
+    """x264 with `count` B-frames in a fixed pattern: in decode order every reference
+    frame comes before the frames shown ahead of it."""
+    return ["-c:v", "libx264", "-preset", "medium", "-pix_fmt", "yuv420p", "-x264-params",
+            f"bframes={count}:b-adapt=0:b-pyramid=none:scenecut=0:keyint={keyint}"]
+
+
+@pytest.mark.parametrize("count,keyint,ext", [(1, 250, "mp4"), (2, 1000, "mp4"), (3, 250, "mp4"),
+                                              (3, 1000, "mp4"), (3, 300, "mp4"), (3, 250, "mkv")])
+def test_constant_rate_with_b_frames_is_not_taken_for_variable(tmp_path, count, keyint, ext):
+    """The probe samples the first 600 packets; with B-frames the last of them may be a
+    reference frame whose neighbours in display order were not read yet."""
+    made = encode(tmp_path / f"b.{ext}", "testsrc2=s=64x48:r=30:d=21", *b_frames(count, keyint))
+    probed = info(made)
+    assert probed.fps == 30 and not probed.variable_fps

@@ -27,6 +27,7 @@ SPACES = {0: "rgb", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9:
 HDR = {16: "pq", 18: "hlg"}
 TEXT_SUBTITLES = {"mov_text", "subrip", "srt", "ass", "ssa", "webvtt", "text", "ttml"}
 TIMING_SAMPLE = 600                  # packets looked at for frame-rate regularity
+MAX_REORDER = 16                     # frames a decoder may hold back (H.264/HEVC DPB size)
 TAIL_SECONDS = 3.0                   # how much of the end is read back for truncation
 
 
@@ -107,20 +108,41 @@ def _duration_ms(container: Any, stream: Any) -> int:
 
 def _variable_rate(container: Any, stream: Any) -> bool:
     """True when frame durations in the first packets differ by more than 5 %."""
-    container.seek(0, stream=stream)
-    stamps = []
-    for packet in container.demux(stream):
-        if packet.pts is not None:
-            stamps.append(packet.pts)
-        if len(stamps) >= TIMING_SAMPLE:
-            break
-    stamps.sort()
+    stamps = _display_sample(container, stream)
     steps = [b - a for a, b in zip(stamps, stamps[1:], strict=False) if b > a]
     if len(steps) < 3:
         return False
     steps.sort()
     typical = steps[len(steps) // 2]
     return any(abs(step - typical) > max(1, typical * 0.05) for step in steps)
+
+
+def _display_sample(container: Any, stream: Any) -> list[int]:
+    """The presentation times of the first frames, in display order and without gaps.
+
+    Packets come in decode order, and with B-frames a reference frame is sent before
+    the frames shown ahead of it: the last packets of a sample show frames whose
+    neighbours in display order are not read yet, which would look like a missing
+    frame. Every frame shown at or before the last packet's decode time has been
+    read (decode times only grow and never pass presentation times), so the sample
+    is cut there; without decode times, the deepest reordering H.264/HEVC allow is
+    dropped from its end.
+    """
+    container.seek(0, stream=stream)
+    stamps, last_dts, ended = [], None, True
+    for packet in container.demux(stream):
+        if packet.pts is not None:
+            stamps.append(packet.pts)
+            last_dts = packet.dts
+        if len(stamps) >= TIMING_SAMPLE:
+            ended = False
+            break
+    stamps.sort()
+    if ended:
+        return stamps
+    if last_dts is not None:
+        return [pts for pts in stamps if pts <= last_dts]
+    return stamps[:-MAX_REORDER]
 
 
 def _check_tail(container: Any, stream: Any, duration_ms: int, label: str) -> None:
