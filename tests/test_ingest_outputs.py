@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 
 import pytest
@@ -199,3 +200,136 @@ def test_checks_report_what_is_wrong(tmp_path):
     assert not checks["dimensions"].ok and checks["dimensions"].actual == "100x100"
     assert not checks["aspect"].ok and not checks["format"].ok
     assert checks["colour_space"].ok and checks["file_size"].ok
+
+
+# -- links in content (trusted=False: a watch inbox, render --untrusted) ---------------
+
+def linked_shoot(tmp_path):
+    """A shoot with a real photo, links to files and a folder outside it, and a link
+    to a photo inside it."""
+    shoot, outside = tmp_path / "shoot", tmp_path / "outside"
+    (shoot / "sub").mkdir(parents=True)
+    (outside / "more").mkdir(parents=True)
+    for path in (shoot / "a.jpg", shoot / "sub" / "b.jpg", outside / "secret.jpg",
+                 outside / "more" / "c.jpg"):
+        gradient(300, 300).save(path)
+    (shoot / "out.jpg").symlink_to(outside / "secret.jpg")
+    (shoot / "in.jpg").symlink_to("a.jpg")
+    (shoot / "linked").symlink_to(outside / "more")
+    return shoot
+
+
+def test_trusted_folders_follow_file_links_as_before(tmp_path):
+    shoot = linked_shoot(tmp_path)
+    with ingest([shoot]) as found:
+        # in.jpg is a.jpg again (rendered once); a linked folder is not walked.
+        assert [a.options_key for a in found.assets] == ["a.jpg", "out.jpg", "sub/b.jpg"]
+        assert not found.errors
+
+
+def test_untrusted_folders_refuse_every_link_with_the_fix(tmp_path):
+    shoot = linked_shoot(tmp_path)
+    with ingest([shoot], trusted=False) as found:
+        assert [a.options_key for a in found.assets] == ["a.jpg", "sub/b.jpg"]
+        said = {e.path: str(e) for e in found.errors}
+    assert said == {
+        "shoot/in.jpg": "shoot/in.jpg: is a link to 'a.jpg' in the folder; links are not "
+                        "followed in files that came from others (copy the file itself in)",
+        "shoot/linked": f"shoot/linked: is a link to '{tmp_path}/outside/more' outside the "
+                        "folder; links are not followed in files that came from others (copy "
+                        "the folder itself in)",
+        "shoot/out.jpg": f"shoot/out.jpg: is a link to '{tmp_path}/outside/secret.jpg' "
+                         "outside the folder; links are not followed in files that came from "
+                         "others (copy the file itself in)"}
+
+
+def test_untrusted_files_under_a_watch_root_refuse_links_on_the_way(tmp_path):
+    shoot = linked_shoot(tmp_path)
+    through = shoot / "linked" / "c.jpg"                 # a real file, reached by a link
+    with ingest([through, shoot / "out.jpg", shoot / "a.jpg"], shoot_root=shoot,
+                trusted=False) as found:
+        assert [a.options_key for a in found.assets] == ["a.jpg"]
+        assert sorted(e.path for e in found.errors) == [str(through), str(shoot / "out.jpg")]
+        assert all("copy the" in str(e) for e in found.errors)
+    with ingest([through], shoot_root=shoot) as found:   # trusted: as before
+        assert [a.options_key for a in found.assets] == ["linked/c.jpg"]
+
+
+def test_an_untrusted_zip_behind_a_link_is_not_opened(tmp_path):
+    shoot = tmp_path / "inbox"
+    shoot.mkdir()
+    archive = tmp_path / "Pages.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("p.png", b"x")
+    (shoot / "Pages.zip").symlink_to(archive)
+    with ingest([shoot], trusted=False) as found:
+        assert not found.assets and not found._tempdirs
+        (error,) = found.errors
+        assert error.path == "inbox/Pages.zip" and "outside the folder" in str(error)
+
+
+# -- photos and movies named like sidecars ----------------------------------------------
+
+def media_files(tmp_path):
+    """Real files of each kind misnamed_media knows, by what it should call them."""
+    import pillow_heif
+    from videomedia import make_video
+
+    pillow_heif.register_heif_opener()
+    picture = gradient(64, 64)
+    made = {}
+    for what, suffix in (("a JPEG photo", ".jpg"), ("a PNG image", ".png"),
+                         ("a GIF image", ".gif"), ("a WebP image", ".webp"),
+                         ("a TIFF image", ".tif"), ("a HEIC photo", ".heic"),
+                         ("an AVIF image", ".avif")):
+        path = tmp_path / f"m{suffix}"
+        picture.save(path)
+        made[what] = path
+    for what, suffix, codec in (("an MP4 video", ".mp4", ()),
+                                ("a QuickTime movie", ".mov", ()),
+                                ("a Matroska video", ".mkv", ()),
+                                ("a WebM video", ".webm", ("-c:v", "libvpx-vp9", "-c:a",
+                                                           "libopus"))):
+        made[what] = make_video(tmp_path / f"m{suffix}", *codec, seconds=0.2, size="64x64")
+    return made
+
+
+def test_misnamed_media_says_what_a_sidecar_named_file_really_is(tmp_path):
+    from pipeline.ingest import misnamed_media
+
+    for what, path in media_files(tmp_path).items():
+        assert misnamed_media(path) is None              # its own name: not misnamed
+        renamed = path.rename(path.with_name(f"{path.stem}{path.suffix}.json"))
+        assert misnamed_media(renamed) == what, renamed
+    (tmp_path / "real.json").write_text('{"a": 1}')
+    (tmp_path / "notes.txt").write_text("GIF is a format\n")
+    (tmp_path / "empty.xmp").write_bytes(b"")
+    assert {misnamed_media(tmp_path / n) for n in ("real.json", "notes.txt", "empty.xmp")} \
+        == {None}
+
+
+def test_a_folder_walk_reports_media_named_like_sidecars(tmp_path):
+    gradient(300, 300).save(tmp_path / "a.jpg")
+    gradient(300, 300).save(tmp_path / "manifest.json", format="JPEG")
+    (tmp_path / "real.json").write_text('{"a": 1}')
+    os.mkfifo(tmp_path / "pipe.json")                    # never opened for long
+    with ingest([tmp_path]) as found:
+        assert [a.options_key for a in found.assets] == ["a.jpg"]
+        (error,) = found.errors
+    assert str(error) == (f"{tmp_path.name}/manifest.json: is a JPEG photo named like a "
+                          "sidecar (.json) (rename it to .jpg)")
+
+
+def test_a_zip_page_named_like_a_sidecar_is_reported(tmp_path):
+    archive = tmp_path / "Design.zip"
+    page = tmp_path / "p.png"
+    gradient(300, 300).save(page)
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(page, "Design (1).png")
+        zf.write(page, "Design (2).txt")
+        zf.writestr("notes.txt", "hello")
+    with ingest([archive]) as found:
+        assert [a.stem for a in found.assets] == ["Design (1)"]
+        (error,) = found.errors
+        assert error.path == f"{archive}!Design (2).txt"
+        assert "is a PNG image named like a sidecar (.txt)" in str(error)
