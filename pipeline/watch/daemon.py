@@ -29,7 +29,7 @@ from pipeline.watch.folders import (
     opened,
 )
 from pipeline.watch.ledger import Ledger, LedgerError
-from pipeline.watch.messages import error_text, log
+from pipeline.watch.messages import error_text, log, reasons
 from pipeline.watch.settle import complete, fingerprint
 
 RESCAN_S = 10.0             # a rescan catches what filesystem events miss
@@ -155,13 +155,13 @@ class Watcher:
             return
         info = os.lstat(path)
         if stat.S_ISLNK(info.st_mode):
-            self._fail(path, key, f"a link (to {os.readlink(path)}); the watcher does not "
-                       "follow links out of an inbox: put the file itself there")
+            self._fail(path, key, [f"a link (to {os.readlink(path)}); the watcher does not "
+                                   "follow links out of an inbox: put the file itself there"])
             return
         what = self._misnamed(path, info)
         if what:
-            self._fail(path, key, f"{what} named like a sidecar file ({path.suffix}); rename "
-                       "it with its real extension and put it back")
+            self._fail(path, key, [f"{what} named like a sidecar file ({path.suffix}); "
+                                   "rename it with its real extension and put it back"])
             return
         digest = fingerprint(path, info)
         if self.ledger.done_with(digest):
@@ -221,23 +221,25 @@ class Watcher:
             self._move(path, key, SOURCE)
             log(f"{key}: done, master moved to {SOURCE}/")
             return
-        message = "; ".join(str(e) for e in errors)
+        lines = reasons(errors)
+        message = "; ".join(lines)
         disk = any(disk_fault(e) for e in errors)
         if not os.path.lexists(path):
             self.ledger.set(key, state="gone", error=message)
             log(f"{key}: vanished while it was rendered ({message})")
         elif not transient(errors) or (not disk and attempts >= MAX_ATTEMPTS):
-            self._fail(path, key, message)
+            self._fail(path, key, lines)
         elif disk:              # not the master's fault: it does not use up an attempt
             self.ledger.set(key, state="pending", error=message, attempts=attempts - 1)
             self._pause(key, errors[0] if len(errors) == 1 else PipelineError(message))
         else:
             wait = backoff(self.retry_wait, attempts)
             self.ledger.set(key, state="pending", error=message, retry_at=time.time() + wait)
-            log(f"{key}: attempt {attempts} failed, retrying in {wait:.0f} s ({message})")
+            log(f"{key}: attempt {attempts} failed, retrying in {wait:g} s ({message})")
 
-    def _fail(self, path: Path, key: str, message: str) -> None:
-        note = error_text(key, message, str(self.inbox))
+    def _fail(self, path: Path, key: str, lines: list[str]) -> None:
+        message = "; ".join(lines)
+        note = error_text(key, lines, str(self.inbox))
         moved = self._move(path, key, FAILED, note)
         self.ledger.failure(key, moved, message)
         self.failed_here.add(key)
@@ -266,7 +268,7 @@ class Watcher:
         self.faults += 1
         wait = backoff(self.retry_wait, self.faults)
         self.paused_until = time.monotonic() + wait
-        log(f"{who}: {error}; pausing, trying again in {wait:.0f} s")
+        log(f"{who}: {error}; pausing, trying again in {wait:g} s")
 
     def cleanup(self) -> None:
         """What a crash left: files marked rendering, our temporary outputs."""

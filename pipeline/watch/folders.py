@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from pipeline.errors import PipelineError, WriteError
+from pipeline.errors import PipelineError, WriteError, write_error
 from pipeline.outputs import NAME_MAX, short_name
 
 OUTPUT, SOURCE, FAILED, STATE = "Output", "Source", "Failed", ".repurpose"
@@ -207,20 +207,35 @@ def lock_inbox(inbox: Path) -> int:
     """Take the inbox's lock (flock on .repurpose/lock, holding our pid) or raise
     InboxError naming the process that holds it. The kernel drops the lock when
     the process ends, kill -9 included, so a crash never leaves it stuck."""
+    where = inbox / STATE / LOCK
+    try:
+        return _lock(inbox, where)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InboxError(f"{where} is a link; the watcher does not write through links "
+                             "in an inbox: remove it") from exc
+        error = write_error(exc, where)
+        error.hint = "the watcher keeps its lock and ledger in the inbox: make room there"
+        raise error from exc
+
+
+def _lock(inbox: Path, where: Path) -> int:
     with opened(inbox, [STATE], create=True) as state:
         fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
                      dir_fd=state)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:   # a hard link planted
+            raise InboxError(f"{where} is not a plain file of its own; remove it")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
         os.close(fd)
         raise InboxError(f"{inbox} is being watched already by process {holder}; stop "
                          "that watcher first (--status works beside it)") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:    # a hard link planted there
+    except BaseException:
         os.close(fd)
-        raise InboxError(f"{inbox / STATE / LOCK} is not a plain file of its own; remove it")
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        raise
     return fd

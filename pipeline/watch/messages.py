@@ -6,7 +6,10 @@ escaped: it can never forge another line or move the terminal's cursor."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import datetime
+
+from pipeline.errors import ConfigError
 
 
 def shown(text: str) -> str:
@@ -21,10 +24,23 @@ def log(message: str) -> None:
     print(f"{stamp} {shown(message)}", file=sys.stderr, flush=True)
 
 
-def error_text(key: str, message: str, inbox: str) -> bytes:
+def reasons(errors: Sequence[BaseException]) -> list[str]:
+    """One line per problem: each error, or each problem of a ConfigError (whose
+    text is one problem a line); a newline inside a name never starts a line."""
+    lines: list[str] = []
+    for error in errors:
+        problems = getattr(error, "problems", None)
+        if isinstance(error, ConfigError) and problems:
+            lines += [str(p) for p in problems]
+        else:
+            lines.append(str(error))
+    return lines
+
+
+def error_text(key: str, lines: Sequence[str], inbox: str) -> bytes:
     """The body of `<name>.error.txt`: what failed, why (one escaped line per
     problem), and how to try again."""
-    reasons = "\n".join(shown(line) for line in message.splitlines() or [""])
-    return (f"{shown(key)} could not be rendered.\n\n{reasons}\n\nFix the file (or "
+    why = "\n".join(shown(line) for line in lines)
+    return (f"{shown(key)} could not be rendered.\n\n{why}\n\nFix the file (or "
             f"shoot.yaml) and put it back in the inbox, or run: repurpose watch "
             f"--retry-failed {shown(inbox)}\n").encode()
