@@ -266,4 +266,5 @@ def alive(pid: int) -> bool:
 
 def write_manifest(out_dir: Path, body: dict[str, Any]) -> None:
     text = json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n"
-    atomic_write(out_dir / MANIFEST, text.encode("utf-8"))
+    # A name that is no UTF-8 (a lone surrogate in Python) stays a JSON escape, \udcff.
+    atomic_write(out_dir / MANIFEST, text.encode("utf-8", "backslashreplace"))

@@ -233,7 +233,7 @@ def test_a_legacy_ledger_is_migrated_with_its_failures(tmp_path):
         db.executescript(LEGACY_LEDGER + "insert into files (path, state, error) values "
                                          "('x.jpg', 'failed', 'bad'), ('y.jpg', 'done', null);")
     ledger = Ledger(tmp_path)
-    assert [tuple(r) for r in ledger.failed()] == [(1, "x.jpg", "x.jpg", "bad")]
+    assert [tuple(r.values()) for r in ledger.failed()] == [(1, "x.jpg", "x.jpg", "bad")]
     ledger.failure("x.jpg", "x-2.jpg", "bad again")
     assert [r["moved_to"] for r in ledger.failed()] == ["x.jpg", "x-2.jpg"]
     assert ledger.get("x.jpg")["moved_to"] == "x-2.jpg"

@@ -21,6 +21,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError, write_error
 from pipeline.watch.folders import FAILED, NOTE, STATE, InboxError, move, opened, remove_file
+from pipeline.watch.messages import shown
 
 FILE = "ledger.db"
 SCHEMA = """
@@ -62,6 +63,20 @@ def storage_fault(exc: sqlite3.Error) -> str | None:
         return FAULTS[code & 0xFF]
     text = str(exc).lower()
     return next((why for words, why in FAULT_WORDS.items() if words in text), None)
+
+
+def stored(name: str) -> str | bytes:
+    """A path as the ledger keeps it: text, or its bytes when the name is not UTF-8
+    (a file name may hold any byte but "/" and NUL; SQLite text may not)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name)
+    return name
+
+
+def loaded(value: Any) -> Any:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 def now() -> str:
@@ -110,7 +125,7 @@ class Ledger:
             raise self._error("cannot read", exc) from exc
 
     def get(self, path: str) -> sqlite3.Row | None:
-        rows = self._read("select * from files where path=?", (path,))
+        rows = self._read("select * from files where path=?", (stored(path),))
         return rows[0] if rows else None
 
     def done_with(self, digest: str) -> bool:
@@ -121,9 +136,10 @@ class Ledger:
         return {row[0]: row[1] for row in self._read(
             "select state, count(*) from files group by state")}
 
-    def failed(self) -> list[sqlite3.Row]:
-        """Every failure not yet brought back: path, moved_to (in Failed/), error."""
-        return self._read("select id, path, moved_to, error from failures order by id")
+    def failed(self) -> list[dict[str, Any]]:
+        """Every failure not yet brought back: id, path, moved_to (in Failed/), error."""
+        return [{k: loaded(row[k]) for k in row.keys()} for row in self._read(
+            "select id, path, moved_to, error from failures order by id")]
 
     # ---------------------------------------------------------------- writing
 
@@ -152,17 +168,24 @@ class Ledger:
         self.flush()
 
     def set(self, path: str, **fields: Any) -> None:
+        """Record `fields` of `path`; texts that are no UTF-8 are kept escaped."""
+        fields = {k: shown(v) if isinstance(v, str) and isinstance(stored(v), bytes) else v
+                  for k, v in fields.items()}
+        if isinstance(fields.get("moved_to"), str):
+            fields["moved_to"] = stored(fields["moved_to"])
         fields["updated"] = now()
         names = ", ".join(fields)
         self._write(f"insert into files (path, {names}) values "
                     f"({', '.join('?' * (len(fields) + 1))}) on conflict(path) do update set "
-                    + ", ".join(f"{k}=excluded.{k}" for k in fields), [path, *fields.values()])
+                    + ", ".join(f"{k}=excluded.{k}" for k in fields),
+                    [stored(path), *fields.values()])
 
     def failure(self, path: str, moved_to: str, error: str) -> None:
         """`path` failed and went to Failed/`moved_to`."""
         self.set(path, state="failed", error=error, moved_to=moved_to)
         self._write("insert into failures (path, moved_to, error, at) values (?, ?, ?, ?)",
-                    [path, moved_to, error, now()])
+                    [stored(path), stored(moved_to), shown(error) if isinstance(
+                        stored(error), bytes) else error, now()])
 
     def forget_failure(self, failure_id: int) -> None:
         self._write("delete from failures where id=?", [failure_id])

@@ -313,6 +313,23 @@ def test_control_characters_in_names_are_escaped_in_logs_and_error_files(tmp_pat
     assert "\u202e" not in status and "\\u202egpj" in status
 
 
+@pytest.mark.slow
+def test_names_that_are_not_utf8_render_fail_and_come_back(tmp_path):
+    inbox = make_inbox(tmp_path)
+    good, bad = os.fsdecode(b"\xffgood.jpg"), os.fsdecode(b"\xfe bad.jpg")
+    photo(inbox / good)
+    (inbox / bad).write_text("not an image")
+    done = watch_once(inbox)
+    assert done.returncode == 1, done.stderr
+    assert "\\udcffgood.jpg: done" in done.stderr and "Traceback" not in done.stderr
+    assert (inbox / "Source" / good).exists() and (inbox / "Failed" / bad).exists()
+    body = json.loads((inbox / "Output" / "manifest.json").read_text())
+    assert [v["path"] for v in body["variants"]] == ["x-image/\udcffgood.jpg"]
+    assert "failed: \\udcfe bad.jpg" in run_cli("watch", inbox, "--status").stdout
+    back = run_cli("watch", inbox, "--retry-failed")
+    assert "1 failed file back" in back.stdout and (inbox / bad).exists()
+
+
 # ------------------------------------------------------------------------- trust
 
 
