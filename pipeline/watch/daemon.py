@@ -9,12 +9,12 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pipeline.errors import PipelineError, WriteError, write_error
-from pipeline.ingest import _is_master_candidate
+from pipeline.ingest import _is_master_candidate, misnamed_media
 from pipeline.outputs import remove_stale_temps
 from pipeline.trust import Operator
 from pipeline.watch.faults import MAX_ATTEMPTS, backoff, disk_fault, transient
@@ -106,7 +106,7 @@ class Watcher:
         mark = (info.st_size, info.st_mtime_ns)
         known = self.sniffed.get(path)
         if known is None or known[0] != mark:
-            known = self.sniffed[path] = (mark, _sniff(path))
+            known = self.sniffed[path] = (mark, misnamed_media(path))
         return known[1]
 
     def ready(self) -> list[Path]:
@@ -365,14 +365,6 @@ class Watcher:
             log("stopping after the current file")
         self.stopping = True
         self.wake.set()
-
-
-def _sniff(path: Path) -> str | None:
-    """pipeline.ingest.misnamed_media, once it is there (written beside this module)."""
-    from pipeline import ingest
-
-    sniff: Callable[[Path], str | None] | None = getattr(ingest, "misnamed_media", None)
-    return sniff(path) if sniff else None
 
 
 def install_stop(watcher: Watcher) -> None:

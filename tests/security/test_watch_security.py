@@ -399,10 +399,6 @@ def test_a_broken_trusted_shoot_yaml_fails_its_files_with_the_problems(tmp_path)
 
 @pytest.mark.slow
 def test_media_named_like_a_sidecar_goes_to_failed_with_the_reason(tmp_path):
-    from pipeline import ingest
-
-    if not hasattr(ingest, "misnamed_media"):
-        pytest.skip("pipeline.ingest.misnamed_media is not there yet (another engineer's)")
     inbox = make_inbox(tmp_path)
     photo(inbox / "manifest.json", fmt="JPEG")
     (inbox / "notes.txt").write_text("a real sidecar stays")
