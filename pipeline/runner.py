@@ -269,7 +269,9 @@ _reports: Any = None
 
 def _start_worker(reports: Any) -> None:
     from pipeline.analysis.subjects import share_cores
+    from pipeline.ffmpeg import die_with_parent
 
+    die_with_parent()       # a killed render takes its workers (and their ffmpeg) along
     global _reports
     _reports = reports
     share_cores()

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.ffmpeg import STDERR_TAIL_LINES, FfmpegError, ffmpeg_exe
+from pipeline.ffmpeg import STDERR_TAIL_LINES, FfmpegError, child_options, ffmpeg_exe
 from pipeline.model import VideoPlan
 
 # encoder_args keys that moviepy's writer sets itself from its own arguments
@@ -42,8 +42,8 @@ def apply_effect(plan: VideoPlan, source: Path, target: Path, folders: Sequence[
             str(target), json.dumps(settings)]
     env = {**os.environ, "FFMPEG_BINARY": ffmpeg_exe()}
     with tempfile.TemporaryFile() as said:
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=said, stderr=said,
-                                 env=env, start_new_session=True)
+        child = subprocess.Popen(argv, stdout=said, stderr=said, env=env,
+                                 start_new_session=True, **child_options())
         try:
             code = child.wait()
         except BaseException:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.analysis import cache
 from pipeline.errors import RenderError
-from pipeline.ffmpeg import GLOBAL_ARGS, ffmpeg_exe, run_ffmpeg
+from pipeline.ffmpeg import GLOBAL_ARGS, child_options, ffmpeg_exe, run_ffmpeg
 from pipeline.registry import registrar
 from pipeline.schema import SpeechOptions
 from pipeline.subtitles.cues import Cue, Word
@@ -133,7 +133,7 @@ def _command(audio: Path, options: SpeechOptions) -> list[Cue]:
     argv = [*options.command, str(audio)]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=options.timeout,
-                              stdin=subprocess.DEVNULL)
+                              **child_options())
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RenderError(f"speech command {argv[0]} could not run: {exc}") from exc
     if done.returncode != 0:
