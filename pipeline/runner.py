@@ -78,7 +78,7 @@ def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Pat
     operator = operator or Operator()
     if not trusted:         # the operator's own layers must hold before content is judged
         load_shoot(None, presets_dirs, operator)
-    found = ingest(sources, exclude=[out_dir], shoot_root=shoot_root)
+    found = ingest(sources, exclude=[out_dir], shoot_root=shoot_root, trusted=trusted)
     try:
         planned = _jobs(found, out_dir, presets_dirs, only, force, dry_run, previous or {},
                         force_captions, trusted, operator)
