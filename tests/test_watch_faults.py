@@ -293,3 +293,75 @@ def test_an_inbox_on_a_read_only_disk_is_one_line_at_start(tmp_path, disk):
     assert refused.returncode == 1
     (line,) = refused.stderr.splitlines()
     assert line.startswith("error: read-only disk: cannot write") and ".repurpose" in line
+
+
+# ------------------------------------------------------------------------- the render process
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is `pid`."""
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                argv = (stat_file.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+                found.append((int(stat_file.parent.name), argv.decode("utf-8", "replace")))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def video_inbox(tmp_path: Path) -> Path:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "shoot.yaml").write_text("targets: [instagram-reel, x-video]\n"
+                                      "speech: {provider: none}\n")
+    return inbox
+
+
+@pytest.mark.slow
+def test_a_render_process_that_dies_is_retried_with_backoff(tmp_path):
+    inbox = video_inbox(tmp_path)
+    daemon = Daemon([*WATCH, str(inbox), "--settle", "0.3", "--jobs", "1",
+                     "--retry-wait", "0.2"])
+    try:
+        daemon.wait_for("watching")
+        shutil.copy(ROOT / "samples" / "shoot" / "clip.mp4", inbox / "clip.mp4")
+        daemon.wait_for("clip.mp4: rendering")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            encoders = [pid for pid, argv in children(daemon.proc.pid)
+                        if "ffmpeg" in argv and ".part" in argv]
+            if encoders:
+                os.kill(encoders[0], signal.SIGKILL)       # as the out-of-memory killer does
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no encoder started")
+        line = daemon.wait_for("clip.mp4: attempt 1 failed, retrying")
+        assert "exit -9" in line
+        daemon.wait_for("clip.mp4: done")
+    finally:
+        said = daemon.stop()
+    assert (inbox / "Source" / "clip.mp4").exists() and not (inbox / "Failed").exists(), said
+
+
+@pytest.mark.slow
+def test_a_master_saved_again_while_it_renders_is_taken_again(tmp_path):
+    inbox = video_inbox(tmp_path)
+    daemon = Daemon([*WATCH, str(inbox), "--settle", "0.3", "--jobs", "1"])
+    try:
+        daemon.wait_for("watching")
+        clip = ROOT / "samples" / "shoot" / "clip.mp4"
+        shutil.copy(clip, inbox / "clip.mp4")
+        daemon.wait_for("clip.mp4: rendering")
+        newer = inbox / ".clip.mp4.saving"                  # an editor saves a new version
+        newer.write_bytes(clip.read_bytes() + b"\0" * 16)   # (trailing bytes: new content)
+        newer.replace(inbox / "clip.mp4")
+        daemon.wait_for("clip.mp4: changed while it was rendered")
+        daemon.wait_for("clip.mp4: done")
+    finally:
+        said = daemon.stop()
+    assert said.count("clip.mp4: rendering") == 2 and "failed" not in said, said
+    assert (inbox / "Source" / "clip.mp4").stat().st_size == clip.stat().st_size + 16

@@ -30,7 +30,7 @@ from pipeline.watch.folders import (
 )
 from pipeline.watch.ledger import Ledger, LedgerError
 from pipeline.watch.messages import error_text, log, reasons
-from pipeline.watch.settle import complete, fingerprint
+from pipeline.watch.settle import complete, fingerprint, identity
 
 RESCAN_S = 10.0             # a rescan catches what filesystem events miss
 RETRY_S = 30.0              # the first wait after a transient failure; it doubles
@@ -176,7 +176,12 @@ class Watcher:
         if self.ledger.blocked:
             return              # taken again once the ledger can record it
         log(f"{key}: rendering")
-        self._conclude(path, key, self._render(path, key), attempts)
+        errors = self._render(path, key)
+        now = identity(path)
+        if now != identity(info):
+            self._changed(key, now is None, errors, attempts)
+        else:
+            self._conclude(path, key, errors, attempts)
 
     def _render(self, path: Path, key: str) -> list[PipelineError]:
         from pipeline.runner import run
@@ -224,10 +229,7 @@ class Watcher:
         lines = reasons(errors)
         message = "; ".join(lines)
         disk = any(disk_fault(e) for e in errors)
-        if not os.path.lexists(path):
-            self.ledger.set(key, state="gone", error=message)
-            log(f"{key}: vanished while it was rendered ({message})")
-        elif not transient(errors) or (not disk and attempts >= MAX_ATTEMPTS):
+        if not transient(errors) or (not disk and attempts >= MAX_ATTEMPTS):
             self._fail(path, key, lines)
         elif disk:              # not the master's fault: it does not use up an attempt
             self.ledger.set(key, state="pending", error=message, attempts=attempts - 1)
@@ -236,6 +238,18 @@ class Watcher:
             wait = backoff(self.retry_wait, attempts)
             self.ledger.set(key, state="pending", error=message, retry_at=time.time() + wait)
             log(f"{key}: attempt {attempts} failed, retrying in {wait:g} s ({message})")
+
+    def _changed(self, key: str, gone: bool, errors: list[PipelineError],
+                 attempts: int) -> None:
+        """The master vanished or was replaced while it was rendered (saved again, moved
+        away): whatever came of it says nothing about the file there now."""
+        message = "; ".join(reasons(errors)) or None
+        if gone:
+            self.ledger.set(key, state="gone", error=message)
+            log(f"{key}: vanished while it was rendered" + (f" ({message})" if message else ""))
+        else:
+            self.ledger.set(key, state="pending", attempts=attempts - 1, error=None)
+            log(f"{key}: changed while it was rendered; taken again once it settles")
 
     def _fail(self, path: Path, key: str, lines: list[str]) -> None:
         message = "; ".join(lines)

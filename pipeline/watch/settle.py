@@ -84,3 +84,12 @@ def fingerprint(path: Path, seen: os.stat_result) -> str:
         for block in iter(lambda: stream.read(1024 * 1024), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def identity(what: Path | os.stat_result) -> tuple[int, int, int, int] | None:
+    """Which file a name holds, and how it was: None when there is none."""
+    try:
+        info = os.lstat(what) if isinstance(what, Path) else what
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
