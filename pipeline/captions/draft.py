@@ -1,24 +1,39 @@
 """One variant's caption: the request built from the shoot, the chosen
-provider (falling back to the template when it fails or its copy is
-rejected), the guardrails, and what the manifest records."""
+provider (falling back to the template when it fails, misbehaves or its copy
+is rejected), the guardrails, and what the manifest records.
+
+`caption_for` never raises for a provider's sake: a built-in provider's
+CaptionError, any exception from a plug-in (or from loading it), a reply
+that is not a Caption, all end in the template's caption and a finding that
+says why. Findings never show a secret from the provider's settings, nor a
+URL's user, password or query.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
-from pipeline.captions.guard import guard
-from pipeline.captions.model import CaptionRequest, CaptionResult, Limits
-from pipeline.captions.providers import CaptionError, provider
+from pipeline.captions.bounds import MAX_SOURCE, cut
+from pipeline.captions.guard import Guarded, guard
+from pipeline.captions.model import Caption, CaptionError, CaptionRequest, CaptionResult, Limits
+from pipeline.captions.providers import provider
+from pipeline.captions.redact import holds_secret, scrub, secrets_of
 from pipeline.schema import Brand, Brief, CaptionOptions, Preset
+
+log = logging.getLogger(__name__)
+
+MAX_REASON = 300           # characters of a plug-in's own error message kept in a finding
 
 
 def request_for(preset: Preset, brand: Brand, brief: Brief, options: CaptionOptions,
                 metadata: dict[str, Any], transcript: str | None,
                 duration_s: float | None) -> CaptionRequest | None:
-    """None for presets without a caption field (stories, thumbnails)."""
+    """None for presets without a caption field (stories, thumbnails). The
+    transcript and metadata come with the master: each is cut to MAX_SOURCE."""
     spec = preset.caption
     if spec is None:
         return None
@@ -28,8 +43,19 @@ def request_for(preset: Preset, brand: Brand, brief: Brief, options: CaptionOpti
         brand=brand.name, handle=brand.handle, voice=brand.voice, lexicon=tuple(brand.lexicon),
         brief_title=brief.title, brief_description=brief.description,
         brief_hashtags=tuple(brief.hashtags), link=brief.link,
-        call_to_action=brand.call_to_action, metadata=metadata, transcript=transcript,
+        call_to_action=brand.call_to_action, metadata=_bounded(metadata),
+        transcript=cut(transcript, MAX_SOURCE) if transcript else transcript,
         media=preset.media, duration_s=duration_s, language=options.language)
+
+
+def _bounded(metadata: dict[str, Any]) -> dict[str, Any]:
+    def one(value: Any) -> Any:
+        if isinstance(value, str):
+            return cut(value, MAX_SOURCE)
+        if isinstance(value, (list, tuple)):
+            return [one(v) for v in value[:100]]
+        return value
+    return {key: one(value) for key, value in metadata.items()}
 
 
 def caption_for(request: CaptionRequest, preset: Preset, brand: Brand,
@@ -37,15 +63,12 @@ def caption_for(request: CaptionRequest, preset: Preset, brand: Brand,
     """Draft, guard and record one caption. Never raises for a provider's sake."""
     options = options.for_preset(preset.id)
     name, findings = options.provider, []
+    secrets = secrets_of(options.options)
     prompt = hashlib.sha256(json.dumps(request.to_dict(), sort_keys=True,
                                        default=str).encode()).hexdigest()
-    try:
-        drafted = provider(name)(request, dict(options.options))
-        checked = guard(drafted, request, brand, options, ai=name != "template")
-        if checked.rejected:
-            raise CaptionError("; ".join(checked.findings))
-    except CaptionError as exc:
-        findings.append(f"{name} failed, the template's caption is used: {exc}")
+    checked, failure = _drafted(name, request, brand, options, secrets)
+    if checked is None:
+        findings.append(f"{name} failed, the template's caption is used: {failure}")
         name = "template"
         checked = guard(provider(name)(request, {}), request, brand, options, ai=False)
     caption = checked.caption
@@ -54,8 +77,47 @@ def caption_for(request: CaptionRequest, preset: Preset, brand: Brand,
         text=caption.text, hashtags=list(caption.hashtags), alt_text=caption.alt_text,
         title=caption.title, provider=name,
         model=str(options.options.get("model")) if options.options.get("model") else None,
-        prompt_sha256=prompt, findings=findings + checked.findings,
+        prompt_sha256=prompt,
+        findings=[scrub(f, secrets) for f in findings + checked.findings],
         disclosure=checked.disclosure, ai_label_field=label if checked.disclosure else None)
+
+
+def _drafted(name: str, request: CaptionRequest, brand: Brand, options: CaptionOptions,
+             secrets: tuple[str, ...]) -> tuple[Guarded | None, str]:
+    """The provider's guarded caption, or None and why there is none."""
+    try:
+        drafted = _checked(provider(name)(request, dict(options.options)))
+        checked = guard(drafted, request, brand, options, ai=name != "template")
+        if checked.rejected:
+            return None, "; ".join(checked.findings)
+        if name != "template" and holds_secret(_texts(checked.caption), secrets):
+            return None, "its caption holds a secret from the provider's settings"
+        return checked, ""
+    except CaptionError as exc:
+        reason = str(exc)[:MAX_REASON]
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in's bug never loses a variant
+        # SystemExit too: a plug-in that calls sys.exit() must not end a watch folder.
+        reason = f"{type(exc).__name__}: {str(exc)[:MAX_REASON]}"
+    # No traceback in the log: a plug-in's exception may quote its key.
+    log.debug("caption provider %s failed: %s", name, scrub(reason, secrets))
+    return None, reason
+
+
+def _checked(drafted: object) -> Caption:
+    """A plug-in may return anything: only a Caption of strings goes on (its
+    hashtags as a tuple, though a list is forgiven)."""
+    if not isinstance(drafted, Caption):
+        raise CaptionError(f"it returned a {type(drafted).__name__}, not a Caption")
+    tags = drafted.hashtags
+    if not isinstance(tags, (tuple, list)) or not all(isinstance(t, str) for t in tags) or \
+            not isinstance(drafted.text, str) or \
+            not all(s is None or isinstance(s, str) for s in (drafted.alt_text, drafted.title)):
+        raise CaptionError("it returned a Caption whose parts are not all strings")
+    return Caption(drafted.text, tuple(tags), drafted.alt_text, drafted.title)
+
+
+def _texts(caption: Caption) -> list[str | None]:
+    return [caption.text, caption.alt_text, caption.title, *caption.hashtags]
 
 
 def kept_caption(previous: dict[str, Any] | None, file: Path) -> dict[str, Any] | None:

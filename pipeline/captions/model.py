@@ -6,6 +6,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+class CaptionError(Exception):
+    """A provider failed; the variant keeps the template's caption and says why.
+    Its message never holds a secret or a URL's user, password or query."""
+
+
 @dataclass(frozen=True)
 class Limits:
     max_chars: int | None

@@ -1,26 +1,37 @@
 """The `openai` caption provider: any OpenAI-compatible chat-completions
 endpoint (hosted APIs, Ollama, llama.cpp server, vLLM). One request per
 platform, the platform's rules and the brand's voice in the prompt, JSON
-output requested and validated; timeouts and retries with backoff.
+output requested and validated; retries with backoff.
 
-options: base_url (default https://api.openai.com/v1), model, api_key or
-api_key_env (default OPENAI_API_KEY), timeout (s, default 60), retries
-(default 3), temperature (default 0.4).
+options: base_url (default https://api.openai.com/v1; a user:password in it
+is sent as HTTP Basic auth when there is no key, a query string is kept),
+model, api_key or api_key_env (default OPENAI_API_KEY), timeout (seconds for
+the whole call, retries and backoff included, default 60), retries (default
+3), temperature (default 0.4).
+
+The reply is hostile until proven otherwise: at most REPLY_CAP bytes, read
+within the deadline (pipeline/captions/transport.py says how), JSON of the
+shape asked for (pipeline/captions/reply.py). No message ever shows the key
+or the base URL's user, password or query.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
-import urllib.error
-import urllib.request
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pipeline.captions.model import Caption, CaptionRequest
-from pipeline.captions.providers import CaptionError, register
+from pipeline.captions.model import Caption, CaptionError, CaptionRequest
+from pipeline.captions.providers import number_option, register
+from pipeline.captions.reply import REPLY_CAP, caption_of, load_json, strip_fence
+from pipeline.captions.transport import Deadline, Failed, post
+from pipeline.trust import redact_url
 
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+MAX_WAIT = 8.0             # seconds: the longest backoff or Retry-After honoured
 
 
 def prompt(request: CaptionRequest) -> list[dict[str, str]]:
@@ -45,55 +56,82 @@ def prompt(request: CaptionRequest) -> list[dict[str, str]]:
                                                    default=str)}]
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    url: str                    # what is called: no user or password, query kept
+    shown: str                  # what a message may show: redact_url's
+    headers: dict[str, str]
+
+
 @register("openai")
 def openai(request: CaptionRequest, options: dict[str, Any]) -> Caption:
-    base = str(options.get("base_url", "https://api.openai.com/v1")).rstrip("/")
     model = options.get("model")
-    if not model:
+    if not isinstance(model, str) or not model:
         raise CaptionError("captions.options.model is required for the openai provider")
-    key = options.get("api_key") or os.environ.get(str(options.get("api_key_env",
-                                                                   "OPENAI_API_KEY")), "")
+    endpoint = _endpoint(options)
+    timeout = number_option(options, "timeout", 60.0, 3600.0, positive=True)
+    retries = int(number_option(options, "retries", 3, 10))
     body = json.dumps({"model": model, "messages": prompt(request),
-                       "temperature": float(options.get("temperature", 0.4)),
+                       "temperature": number_option(options, "temperature", 0.4, 2.0),
                        "response_format": {"type": "json_object"}}).encode()
-    headers = {"Content-Type": "application/json"}
+    raw = _call(endpoint, body, Deadline(timeout), retries)
+    content = _content(load_json(raw, f"{endpoint.shown}'s answer"), endpoint.shown)
+    what = "the model's answer"
+    return caption_of(load_json(strip_fence(content).encode("utf-8", "replace"), what), what)
+
+
+def _endpoint(options: dict[str, Any]) -> Endpoint:
+    base = str(options.get("base_url") or "https://api.openai.com/v1")
+    shown = redact_url(base)
+    try:
+        parts = urlsplit(base)
+        user, password = parts.username, parts.password
+        parts.port                              # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise CaptionError(f"captions.options.base_url is not a URL: {shown}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CaptionError(f"captions.options.base_url must be an http or https URL: {shown}")
+    path = parts.path.rstrip("/") + "/chat/completions"
+    url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], path, parts.query, ""))
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    key = options.get("api_key") or os.environ.get(str(options.get("api_key_env")
+                                                       or "OPENAI_API_KEY"), "")
     if key:
         headers["Authorization"] = f"Bearer {key}"
-    timeout = float(options.get("timeout", 60))
-    retries = int(options.get("retries", 3))
-    for attempt in range(retries + 1):
-        call = urllib.request.Request(f"{base}/chat/completions", data=body, headers=headers,
-                                      method="POST")
-        try:
-            with urllib.request.urlopen(call, timeout=timeout) as response:
-                reply = json.loads(response.read())
-            break
-        except urllib.error.HTTPError as exc:
-            if exc.code not in RETRY_STATUS or attempt == retries:
-                raise CaptionError(f"{base} answered HTTP {exc.code}") from exc
-            wait = _retry_after(exc) or min(8.0, 0.5 * 2 ** attempt)
-        except (TimeoutError, urllib.error.URLError, OSError) as exc:
-            if attempt == retries:
-                raise CaptionError(f"{base} did not answer: {exc}") from exc
-            wait = min(8.0, 0.5 * 2 ** attempt)
+    elif user is not None:
+        pair = f"{unquote(user)}:{unquote(password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    if not all(_header_safe(v) for v in headers.values()):
+        # http.client would refuse it with a message that quotes the whole header.
+        raise CaptionError("the API key holds characters an HTTP header cannot carry")
+    return Endpoint(url, shown, headers)
+
+
+def _header_safe(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
+def _call(endpoint: Endpoint, body: bytes, deadline: Deadline, retries: int) -> bytes:
+    """The reply of the first attempt that gets one, all within `deadline`."""
+    attempt = 0
+    while True:
+        outcome = post(endpoint.url, body, endpoint.headers, deadline, REPLY_CAP,
+                       endpoint.shown)
+        if not isinstance(outcome, Failed):
+            return outcome
+        wait = min(MAX_WAIT, outcome.wait if outcome.wait is not None else 0.5 * 2 ** attempt)
+        if not outcome.retry or attempt >= retries or deadline.left() <= wait:
+            raise outcome
         time.sleep(wait)
+        attempt += 1
+
+
+def _content(reply: Any, shown: str) -> str:
+    """choices[0].message.content of a chat-completions reply."""
     try:
         content = reply["choices"][0]["message"]["content"]
-        data = json.loads(content)
-        text = str(data["text"])
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise CaptionError(f"the model's answer is not the caption JSON asked for: {exc}") \
-            from exc
-    tags = data.get("hashtags") or []
-    return Caption(text=text, hashtags=tuple(str(t) for t in tags if isinstance(t, str)),
-                   alt_text=data.get("alt_text") if isinstance(data.get("alt_text"), str)
-                   else None,
-                   title=data.get("title") if isinstance(data.get("title"), str) else None)
-
-
-def _retry_after(error: urllib.error.HTTPError) -> float | None:
-    value = error.headers.get("Retry-After") if error.headers else None
-    try:
-        return min(8.0, float(value)) if value else None
-    except ValueError:
-        return None
+    except (KeyError, IndexError, TypeError):
+        content = None
+    if not isinstance(content, str):
+        raise CaptionError(f"{shown}'s answer is not a chat completion with a message")
+    return content

@@ -1,0 +1,53 @@
+"""What a caption finding or error may show: no secret from a provider's
+settings (api_key, the value of the api_key_env variable, a base URL's user,
+password or query) and every URL through `pipeline.trust.redact_url`."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from pipeline.trust import redact_url
+
+MIN_SECRET = 6             # shorter values would blank common words; no real key is that short
+HIDDEN = "[redacted]"
+URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def secrets_of(options: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every secret a provider's settings hold or point at, longest first (so a
+    key that contains another is hidden whole)."""
+    found: list[Any] = [options.get("api_key"),
+                        os.environ.get(str(options.get("api_key_env") or "OPENAI_API_KEY"))]
+    base = options.get("base_url")
+    if isinstance(base, str):
+        found += _url_secrets(base)
+    unique = {s for s in found if isinstance(s, str) and len(s) >= MIN_SECRET}
+    return tuple(sorted(unique, key=len, reverse=True))
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each secret hidden and each URL shown without user, password or query."""
+    for secret in secrets:
+        text = text.replace(secret, HIDDEN)
+    return URL.sub(lambda match: redact_url(match.group()), text)
+
+
+def holds_secret(texts: Iterable[str | None], secrets: Iterable[str]) -> bool:
+    wanted = tuple(secrets)
+    return any(s in t for t in texts if t for s in wanted)
+
+
+def _url_secrets(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return [url]              # unparsable: hide it whole
+    values = [parts.query, user, password]
+    values += [unquote(v) for v in (user, password) if v]
+    values += [value for _, value in parse_qsl(parts.query, keep_blank_values=False)]
+    return [v for v in values if v]
