@@ -109,20 +109,28 @@ def assign_stems(assets: Iterable[Asset],
     """
     owners, kept = _earlier_stems(previous or {})
     ordered = sorted(assets, key=lambda a: (a.stem.casefold(), a.group or "", a.order, a.label))
-    out = {a: kept[a.label] for a in ordered if a.label in kept}
+    out: dict[Asset, str] = {}
+    for asset in ordered:            # first, those keeping a stem (unless two claim one)
+        stem = kept.get(_source(asset.label))
+        if stem is not None and _stem_key(stem) not in map(_stem_key, out.values()):
+            out[asset] = stem
     used = {_stem_key(stem) for stem in out.values()}
     for asset in ordered:
         if asset in out:
             continue
-        base = short_name(asset.stem, STEM_BYTES)
+        base, me = short_name(asset.stem, STEM_BYTES), {_source(asset.label)}
         stem, n = base, 1
-        while _stem_key(stem) in used or owners.get(_stem_key(stem), {asset.label}) != {
-                asset.label}:
+        while _stem_key(stem) in used or owners.get(_stem_key(stem), me) != me:
             n += 1
             stem = f"{base}-{n}"
         used.add(_stem_key(stem))
         out[asset] = stem
     return out
+
+
+def _source(label: str) -> str:
+    """A source label as runs compare it: `a.jpg` and `./a.jpg` are one master."""
+    return os.path.abspath(label)
 
 
 def _stem_key(stem: str) -> str:
@@ -137,9 +145,9 @@ def _earlier_stems(previous: dict[str, dict[str, Any]]
     owners: dict[str, set[str]] = {}
     names: dict[str, set[str]] = {}
     for path, entry in previous.items():
-        source = entry.get("source")
-        if not isinstance(source, str):
+        if not isinstance(entry.get("source"), str):
             continue
+        source = _source(entry["source"])
         name = PurePosixPath(str(entry.get("path") or path)).stem
         owners.setdefault(_stem_key(name), set()).add(source)
         names.setdefault(source, set()).add(name)
@@ -233,7 +241,7 @@ def remove_stale_temps(out_dir: Path) -> int:
             if _stale_temp(name, folder):
                 try:
                     os.unlink(name, dir_fd=folder)
-                except FileNotFoundError:
+                except OSError:         # gone already, or a read-only disk: best effort
                     continue
                 removed += 1
     return removed

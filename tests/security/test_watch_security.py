@@ -237,6 +237,12 @@ def test_stems_taken_in_an_earlier_run_are_kept_and_never_shared():
     assert stems["/in/clip.mp4"] == "clip-2" and stems["/in/clip.part1.mp4"] == "clip.part1-2"
     assert assign_stems([asset("/in/clip.mov", "clip")], earlier)[asset("/in/clip.mov",
                                                                         "clip")] == "clip"
+    named = {"x-image/a.jpg": {"source": "a.jpg", "path": "x-image/a.jpg"}}
+    assert list(assign_stems([asset("./a.jpg", "a")], named).values()) == ["a"]
+    twice = {"x-image/p.jpg": {"source": "/in/p.jpg", "path": "x-image/p.jpg"},   # an old bug
+             "x-video/p.mp4": {"source": "/in/p.png", "path": "x-video/p.mp4"}}
+    again = assign_stems([asset("/in/p.jpg", "p"), asset("/in/p.png", "p")], twice)
+    assert sorted(again.values()) == ["p", "p-2"]
 
 
 def test_long_names_fit_the_file_name_limit_and_stay_distinct():
