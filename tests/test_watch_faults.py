@@ -365,3 +365,24 @@ def test_a_master_saved_again_while_it_renders_is_taken_again(tmp_path):
         said = daemon.stop()
     assert said.count("clip.mp4: rendering") == 2 and "failed" not in said, said
     assert (inbox / "Source" / "clip.mp4").stat().st_size == clip.stat().st_size + 16
+
+
+@pytest.mark.slow
+def test_a_master_that_keeps_stopping_the_watcher_goes_to_failed(tmp_path):
+    import hashlib
+
+    inbox = inbox_at(tmp_path / "inbox")
+    photo(inbox / "a.jpg")
+    digest = hashlib.sha256((inbox / "a.jpg").read_bytes()).hexdigest()
+    (inbox / ".repurpose").mkdir()
+    with sqlite3.connect(inbox / ".repurpose" / "ledger.db") as db:    # a third crash on it
+        db.executescript("create table files (path text primary key, size integer, mtime "
+                         "real, sha256 text, state text, attempts integer default 0, error "
+                         "text, updated text, retry_at real default 0);")
+        db.execute("insert into files (path, sha256, state, attempts) values (?, ?, ?, ?)",
+                   ("a.jpg", digest, "rendering", 3))
+    done = run_cli("watch", inbox, "--once", "--settle", "0.2")
+    assert done.returncode == 1, done.stderr
+    assert "a.jpg: rendering" not in done.stderr
+    assert "stopped while it rendered this file" in (inbox / "Failed" / "a.jpg.error.txt"
+                                                     ).read_text()

@@ -28,7 +28,7 @@ from pipeline.watch.folders import (
     move_with_note,
     opened,
 )
-from pipeline.watch.ledger import Ledger, LedgerError
+from pipeline.watch.ledger import CRASHED, Ledger, LedgerError
 from pipeline.watch.messages import error_text, log, reasons
 from pipeline.watch.settle import complete, fingerprint, identity
 
@@ -170,7 +170,13 @@ class Watcher:
             self._move(path, key, SOURCE)
             log(f"{key}: same content as a file already rendered; moved to {SOURCE}/")
             return
-        attempts = (row["attempts"] if row is not None else 0) + 1
+        same = row is not None and row["sha256"] == digest     # new content: new count
+        attempts = (row["attempts"] if same and row is not None else 0) + 1
+        if same and row is not None and row["error"] == CRASHED and attempts > MAX_ATTEMPTS:
+            # It stops the whole watcher (a decoder crash, memory): no more tries.
+            self._fail(path, key, [f"{CRASHED}, {attempts - 1} times; it may crash the "
+                                   "decoder or need more memory than there is"])
+            return
         self.ledger.set(key, size=info.st_size, mtime=info.st_mtime, sha256=digest,
                         state="rendering", attempts=attempts, error=None, retry_at=0)
         if self.ledger.blocked:

@@ -51,6 +51,9 @@ FAULT_WORDS = {"disk is full": "disk full", "readonly": "read-only disk",
                "locked": "locked"}
 
 
+CRASHED = "the watcher stopped while it rendered this file (a crash, kill -9, power loss)"
+
+
 class LedgerError(PipelineError):
     """The ledger cannot be read or written (its disk is full or read-only)."""
 
@@ -191,9 +194,10 @@ class Ledger:
         self._write("delete from failures where id=?", [failure_id])
 
     def recover(self) -> int:
-        """Files left `rendering` by a crash go back to pending."""
+        """Files left `rendering` by a crash go back to pending, marked CRASHED."""
         count = len(self._read("select 1 from files where state='rendering'"))
-        self._write("update files set state='pending' where state='rendering'", [])
+        self._write("update files set state='pending', error=? where state='rendering'",
+                    [CRASHED])
         return count
 
 
