@@ -38,8 +38,9 @@ SIDECAR_SUFFIXES = {".yaml", ".yml", ".json", ".xmp", ".srt", ".vtt", ".ass", ".
                     ".txt", ".md", ".log", ".ini", ".db",
                     ".py", ".pyc"}     # effect modules a preset names (module:function)
 
-# ZIP limits. The Python docs warn that zipfile itself sets none ("Decompression
-# pitfalls", python/cpython#13378): a few MB can unpack to petabytes. A ZIP here is
+# ZIP limits. zipfile itself sets none: the Python docs say so under "Decompression
+# pitfalls" (docs.python.org/3/library/zipfile.html, added by python/cpython#13378,
+# CVE-2019-9674): a few MB can unpack to petabytes. A ZIP here is
 # a design export, one file per page: Canva designs have a few hundred pages at
 # most, a page is a PNG/JPEG of tens of MB or a video page of at most a few
 # hundred MB, and media hardly compresses (JPEG, PNG and H.264 already are).
@@ -326,7 +327,9 @@ def _add_zip(found: Found, path: Path, label: str, shoot_dir: Path) -> None:
 
 def _extract_pages(found: Found, zf: zipfile.ZipFile, label: str, shoot_dir: Path,
                    target: Path) -> None:
-    members = [m for m in zf.infolist() if not m.is_dir() and not _hidden_member(m.filename)]
+    # Not ZipInfo.is_dir: it fails on a member with an empty name.
+    members = [m for m in zf.infolist()
+               if not m.filename.endswith("/") and not _hidden_member(m.filename)]
     members = natsorted(members, key=lambda m: m.filename, alg=ns.IGNORECASE)
     room = _packed_room(zf)
     total = 0
@@ -453,6 +456,8 @@ def _unsafe_member(member: zipfile.ZipInfo) -> str | None:
         return "absolute path"
     if ".." in posix.parts:
         return "path leaves the ZIP folder (..)"
+    if not posix.name or posix.name == ".":
+        return "no file name"
     mode = member.external_attr >> 16
     if stat.S_ISLNK(mode):
         return "symbolic link"

@@ -6,6 +6,7 @@ it for the next run to remove."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from media import gradient
 
 import pipeline.ingest as ingest_module
@@ -261,6 +264,38 @@ def test_stale_folders_of_dead_processes_are_removed_and_nothing_else(tmp_path):
     assert all(os.path.lexists(p) for p in kept.values())
     assert (outside / "keep.jpg").read_bytes() == b"mine" and (outside / "keep.jpg").exists()
     assert remove_stale_zip_folders(tmp) == 1                   # unlocked now: it goes
+
+
+# -- fuzzing: a damaged ZIP is an error for it, never an exception ---------------------
+
+def _small_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("Page (1).png", b"\x89PNG\r\n\x1a\n" + bytes(5000))
+        zf.writestr("Page (2).png", b"abc" * 1000)
+        zf.writestr("x/notes.json", b"\xff\xd8\xff" + bytes(100))
+        zf.writestr("dir/", b"")
+    return buf.getvalue()
+
+
+SMALL_ZIP = _small_zip()
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, len(SMALL_ZIP) - 1), st.integers(0, 255)),
+                      min_size=1, max_size=8))
+def test_fuzz_damaged_zips(tmp_path, flips):
+    data = bytearray(SMALL_ZIP)
+    for at, value in flips:
+        data[at] = value
+    archive = tmp_path / "damaged.zip"
+    archive.write_bytes(bytes(data))
+    with ingest([archive]) as found:
+        for asset in found.assets:
+            assert asset.path.stat().st_size <= 5008
+        folders = list(found._tempdirs)
+    assert not any(f.exists() for f in folders)
 
 
 # -- real processes: Ctrl-C, SIGTERM and kill -9 during extraction ---------------------
