@@ -27,9 +27,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pipeline.captions.model import Caption, CaptionError, CaptionRequest
 from pipeline.captions.providers import number_option, register
+from pipeline.captions.redact import shown as shown_url
 from pipeline.captions.reply import REPLY_CAP, caption_of, load_json, strip_fence
 from pipeline.captions.transport import Deadline, Failed, post
-from pipeline.trust import redact_url
 
 MAX_WAIT = 8.0             # seconds: the longest backoff or Retry-After honoured
 
@@ -59,7 +59,7 @@ def prompt(request: CaptionRequest) -> list[dict[str, str]]:
 @dataclass(frozen=True)
 class Endpoint:
     url: str                    # what is called: no user or password, query kept
-    shown: str                  # what a message may show: redact_url's
+    shown: str                  # what a message may show: trust.redact_url's form
     headers: dict[str, str]
 
 
@@ -82,7 +82,7 @@ def openai(request: CaptionRequest, options: dict[str, Any]) -> Caption:
 
 def _endpoint(options: dict[str, Any]) -> Endpoint:
     base = str(options.get("base_url") or "https://api.openai.com/v1")
-    shown = redact_url(base)
+    shown = shown_url(base)
     try:
         parts = urlsplit(base)
         user, password = parts.username, parts.password

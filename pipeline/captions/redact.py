@@ -1,6 +1,7 @@
 """What a caption finding or error may show: no secret from a provider's
 settings (api_key, the value of the api_key_env variable, a base URL's user,
-password or query) and every URL through `pipeline.trust.redact_url`."""
+password or query) and every URL through `pipeline.trust.redact_url` (by way
+of `shown`, since redact_url raises ValueError on a bad port)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,16 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     """`text` with each secret hidden and each URL shown without user, password or query."""
     for secret in secrets:
         text = text.replace(secret, HIDDEN)
-    return URL.sub(lambda match: redact_url(match.group()), text)
+    return URL.sub(lambda match: shown(match.group()), text)
+
+
+def shown(url: str) -> str:
+    """A URL as it may be shown: redact_url's form, or a placeholder when it
+    cannot even be parsed (redact_url raises on a port such as ":99999")."""
+    try:
+        return redact_url(url)
+    except ValueError:
+        return "<unparsable URL>"
 
 
 def holds_secret(texts: Iterable[str | None], secrets: Iterable[str]) -> bool:
