@@ -182,12 +182,12 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
         remove_stale_temps(out_dir)
     planned = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run, previous,
                         force_captions, shoot_root, trusted, operator)
-    if announce:
-        for line in announcements(planned):
-            announce(line)
     errors = planned.errors
     results: list[VariantResult] = []
     try:
+        if announce:
+            for line in announcements(planned):
+                announce(line)
         if on_start:
             on_start(len(planned.jobs))
         def take(outcome: JobResult) -> None:

@@ -111,6 +111,9 @@ def load_shoot(folder: Path | None, presets_dirs: Sequence[Path] = (),
     file = folder / SHOOT_FILE if folder else None
     data, lines = dict(operator.data), dict(operator.lines)
     if file is not None and file.is_file():
+        if not trusted and folder is not None and file.is_symlink():
+            raise ConfigError([Problem(str(file), None, "", "is a link; a shoot.yaml that came "
+                                       "with the files must be the file itself")])
         own, own_lines = load_yaml(file)
         if own is None:
             own = {}

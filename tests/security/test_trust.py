@@ -296,3 +296,14 @@ def test_content_cannot_ask_for_gigantic_outputs(tmp_path):
         load_shoot(tmp_path, trusted=False)
     assert [p.path for p in caught.value.problems] == ["presets.0.size", "overrides.x-image.size"]
     load_shoot(tmp_path)                # the operator may
+
+
+def test_a_linked_content_shoot_yaml_is_not_read(tmp_path, astronaut):
+    elsewhere = tmp_path / "private.yaml"
+    elsewhere.write_text("brief: {title: private}\n")
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "shoot.yaml").symlink_to(elsewhere)
+    with pytest.raises(ConfigError, match="is a link"):
+        load_shoot(folder, trusted=False)
+    assert load_shoot(folder).shoot.brief.title == "private"     # the operator's own link
