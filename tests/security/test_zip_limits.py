@@ -27,12 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from media import gradient
 
-import pipeline.ingest as ingest_module
-from pipeline.ingest import (
-    MAX_ZIP_MEMBERS,
-    ingest,
-    remove_stale_zip_folders,
-)
+import pipeline.zipsource as zipsource
+from pipeline.ingest import ingest
+from pipeline.zipsource import MAX_ZIP_MEMBERS, remove_stale_zip_folders
 
 MiB, GiB = 1024**2, 1024**3
 BLOCK = 16 * MiB
@@ -187,9 +184,9 @@ def test_the_member_count_is_capped_before_the_directory_is_read(tmp_path):
 
 def test_per_member_and_total_caps(tmp_path, monkeypatch):
     # Real caps need gigabytes of incompressible data; the same code with smaller caps.
-    monkeypatch.setattr(ingest_module, "MAX_ZIP_MEMBER_BYTES", 2 * MiB)
-    monkeypatch.setattr(ingest_module, "MAX_ZIP_TOTAL_BYTES", 3 * MiB)
-    monkeypatch.setattr(ingest_module, "ZIP_RATIO_FLOOR", 0)
+    monkeypatch.setattr(zipsource, "MAX_ZIP_MEMBER_BYTES", 2 * MiB)
+    monkeypatch.setattr(zipsource, "MAX_ZIP_TOTAL_BYTES", 3 * MiB)
+    monkeypatch.setattr(zipsource, "ZIP_RATIO_FLOOR", 0)
     archive = tmp_path / "caps.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for name, size in (("1.png", MiB + 1), ("2.png", 3 * MiB), ("3.png", MiB + 1),
