@@ -5,7 +5,7 @@ sidecars a shoot may hold (shoot.yaml, .xmp, .srt, ...) are not masters, but
 a photo or movie given a sidecar's name (a JPEG called manifest.json) is
 reported, never skipped in silence. A ZIP (Canva's multi-page download)
 becomes an ordered set of pages, extracted into a private temporary folder
-within fixed limits (see the ZIP constants); members with absolute paths,
+within fixed limits (pipeline.zipsource); members with absolute paths,
 `..`, or links are refused. For content (`trusted=False`: a watch inbox,
 `render --untrusted`) links are not followed. Whether a file is a photo is
 decided later by its content (probe), never by its extension.
