@@ -257,11 +257,14 @@ def test_every_unit_is_measured_on_the_composed_text():
 def hostile(size: int) -> str:
     """Text shaped to hurt: dotted runs, digit runs, space runs, glued hashtags,
     near-miss brand names, dates and prices, all distinct."""
-    parts, i = [], 0
-    while sum(len(p) for p in parts) < size:
-        parts += ["a." * 40 + f"x{i}", "1" * 60 + f",{i}", " " * 80 + "x", f"#a{i}#b#c",
-                  f"cafe lumier{i % 7} buenos aire{i % 5}.", f"{i % 12 + 1}/{i % 28 + 1}/20{i % 99}",
-                  f"${i}.99 {i} USD", "www." * 20, f"lumibrew{i}"]
+    parts, total, i = [], 0, 0
+    while total < size:
+        more = ["a." * 40 + f"x{i}", "1" * 60 + f",{i}", " " * 80 + "x", f"#a{i}#b#c",
+                f"cafe lumier{i % 7} buenos aire{i % 5}.",
+                f"{i % 12 + 1}/{i % 28 + 1}/20{i % 99}", f"${i}.99 {i} USD", "www." * 20,
+                f"lumibrew{i}"]
+        parts += more
+        total += sum(len(p) + 1 for p in more)
         i += 1
     return " ".join(parts)[:size]
 
