@@ -101,8 +101,8 @@ def _post(body: str, tags: tuple[str, ...], request: CaptionRequest, options: Ca
     required = [_part(p) for p in (request.call_to_action, request.link) if p]
     disclosure = _part(options.disclosure.text) if ai and options.disclosure else ""
     for part in (*required, disclosure):
-        if part.strip():
-            body = body.replace(part, "")
+        if part.strip():        # whole only: the disclosure "#AI" is not inside "#AIart"
+            body = re.sub(rf"(?<!\w){re.escape(part)}(?!\w)", "", body)
     lead: tuple[str, ...] = ()
     if disclosure.strip():
         out.disclosure = disclosure
