@@ -94,13 +94,21 @@ def _drafted(name: str, request: CaptionRequest, brand: Brand, options: CaptionO
             return None, "its caption holds a secret from the provider's settings"
         return checked, ""
     except CaptionError as exc:
-        reason = str(exc)[:MAX_REASON]
+        reason = _said(exc)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in's bug never loses a variant
         # SystemExit too: a plug-in that calls sys.exit() must not end a watch folder.
-        reason = f"{type(exc).__name__}: {str(exc)[:MAX_REASON]}"
+        reason = f"{type(exc).__name__}: {_said(exc)}"
     # No traceback in the log: a plug-in's exception may quote its key.
     log.debug("caption provider %s failed: %s", name, scrub(reason, secrets))
     return None, reason
+
+
+def _said(exc: BaseException) -> str:
+    """An exception's message, short; a plug-in's own __str__ may fail too."""
+    try:
+        return str(exc)[:MAX_REASON]
+    except Exception:  # noqa: BLE001
+        return "(its message could not be read)"
 
 
 def _checked(drafted: object) -> Caption:
