@@ -105,7 +105,7 @@ class Daemon:
             self.lines.put(line)
         self.lines.put(None)
 
-    def wait_for(self, *words: str, within: float = 120) -> str:
+    def wait_for(self, *words: str, within: float = 300) -> str:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             try:
@@ -120,8 +120,13 @@ class Daemon:
         raise AssertionError(f"no line with {words}; it said:\n{''.join(self.said)}")
 
     def stop(self) -> str:
+        """SIGTERM, then the rest of what it said; the running render finishes first."""
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=120)
+        try:
+            self.proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         while (line := self.lines.get(timeout=10)) is not None:
             self.said.append(line)
         return "".join(self.said)
