@@ -49,8 +49,6 @@ FAULTS = {13: "disk full", 8: "read-only disk", 10: "disk I/O error",
 FAULT_WORDS = {"disk is full": "disk full", "readonly": "read-only disk",
                "disk i/o": "disk I/O error", "unable to open": "cannot open the file",
                "locked": "locked"}
-
-
 CRASHED = "the watcher stopped while it rendered this file (a crash, kill -9, power loss)"
 
 
