@@ -139,9 +139,10 @@ def _shot_path(width: int, height: int, size: tuple[float, float], times: list[i
     cw, ch = size
     limits = ((0.0, width - cw), (0.0, height - ch))
     known = [k for k, w in enumerate(wanted) if w is not None]
+    room = (width - cw, height - ch)
     if not known:
         centre = ((width - cw) / 2, (height - ch) / 2)
-        return _keys([start, end], [centre[0]] * 2, [centre[1]] * 2, even)
+        return _keys([start, end], [centre[0]] * 2, [centre[1]] * 2, room, even)
     axes = []
     for axis in (0, 1):
         low, high = limits[axis]
@@ -160,27 +161,36 @@ def _shot_path(width: int, height: int, size: tuple[float, float], times: list[i
         axes.append(np.clip(np.clip(path, lo, hi), low, high))
     xs, ys = axes
     if np.ptp(xs) < 0.5 and np.ptp(ys) < 0.5:
-        return _keys([start, end], [xs[0]] * 2, [ys[0]] * 2, even)
+        return _keys([start, end], [xs[0]] * 2, [ys[0]] * 2, room, even)
     stamps = [start, *times[1:-1], end] if len(times) > 2 else [start, end]
     xs = np.interp(stamps, times, xs) if len(times) > 1 else np.full(len(stamps), xs[0])
     ys = np.interp(stamps, times, ys) if len(times) > 1 else np.full(len(stamps), ys[0])
-    return _keys(stamps, list(xs), list(ys), even)
+    return _keys(stamps, list(xs), list(ys), room, even)
 
 
 def _keys(times: Sequence[int], xs: Sequence[float], ys: Sequence[float],
-          even: bool) -> list[Keyframe]:
+          room: tuple[float, float], even: bool) -> list[Keyframe]:
     out: list[Keyframe] = []
     for t, x, y in zip(times, xs, ys, strict=True):
-        x, y = round(float(x), 1), round(float(y), 1)
-        if even:
-            x, y = float(round(x / 2) * 2), float(round(y / 2) * 2)
-        out.append((int(t), x, y))
+        out.append((int(t), _inside(x, room[0], even), _inside(y, room[1], even)))
     # Drop the middle of straight runs: fewer keyframes, the same path.
     slim = out[:1]
     for prev, cur, nxt in zip(out, out[1:], out[2:], strict=False):
         if not (cur[1] == prev[1] == nxt[1] and cur[2] == prev[2] == nxt[2]):
             slim.append(cur)
     return slim + out[-1:] if len(out) > 1 else slim
+
+
+def _inside(value: float, room: float, even: bool) -> float:
+    """A window position rounded (to 0.1 px, or to even pixels for 4:2:0 video) and
+    kept in [0, room]: rounding up must never carry the window past the frame's
+    edge, where room is odd (an odd-sized frame) or under 2 px."""
+    value = min(max(round(float(value), 1), 0.0), room)
+    if even:
+        value = float(round(value / 2) * 2)
+        if value > room:
+            value -= 2
+    return max(value, 0.0)
 
 
 def _fill(wanted: list[Wanted], k: int, axis: int) -> float:

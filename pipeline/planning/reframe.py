@@ -42,14 +42,19 @@ def needs_subjects(width: int, height: int, presets: Sequence[Preset],
 
 def window_size(width: int, height: int, target: float, even: bool = False
                 ) -> tuple[float, float]:
-    """The largest window of aspect `target` inside the frame."""
+    """The largest window of aspect `target` inside the frame; with `even`, of even
+    sides (4:2:0 video) of at least 2 px where the frame has them."""
     if width / height > target:
         cw, ch = height * target, float(height)
     else:
         cw, ch = float(width), width / target
     if even:
-        cw, ch = float(int(cw) // 2 * 2), float(int(ch) // 2 * 2)
+        cw, ch = _even(cw, width), _even(ch, height)
     return cw, ch
+
+
+def _even(length: float, limit: int) -> float:
+    return float(min(limit, max(2, int(length) // 2 * 2)))
 
 
 def place(width: int, height: int, size: tuple[float, float], left: float, top: float,
