@@ -2,8 +2,9 @@
 
 A variant is only a success when the file on disk, read back, meets its own
 preset: for photos dimensions, aspect, file size, format and colour space;
-for video dimensions, duration, constant frame rate, codec, pixel format,
-faststart, audio and file size.
+for video dimensions, duration (picture and sound each last the kept range
+within one frame), constant frame rate, codec, pixel format, faststart, audio
+and file size.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageCms
 
-from pipeline.model import Asset, Check, VideoPlan
+from pipeline.model import Asset, Check, VideoInfo, VideoPlan
 from pipeline.schema import Preset
 
 LOUDNESS_TOLERANCE_LU = 2.0     # a limiter on very peaky sound may cost a little loudness
@@ -67,23 +68,22 @@ def _colour_space(image: Image.Image) -> str:
     return "sRGB" if image.mode in ("RGB", "RGBA", "L", "P") else image.mode
 
 
-def check_video(path: Path, preset: Preset, plan: VideoPlan) -> tuple[Check, ...]:
-    """A rendered video variant read back with the video probe."""
+def read_video(path: Path) -> VideoInfo:
+    """A written video read back with the video probe."""
     from pipeline.probe import probe_video
 
-    info = probe_video(Asset(path, str(path), path.stem, None, path.name))
+    return probe_video(Asset(path, str(path), path.stem, None, path.name))
+
+
+def check_video(path: Path, preset: Preset, plan: VideoPlan,
+                info: VideoInfo | None = None) -> tuple[Check, ...]:
+    """A rendered video variant read back (`info`, when it was already read)."""
+    info = info or read_video(path)
     size = path.stat().st_size
-    seconds = info.duration_ms / 1000
-    frame = 1 / float(plan.fps)
-    spec = preset.duration
-    low = spec.min / 1000 if spec and spec.min else 0.0
-    high = spec.max / 1000 if spec and spec.max else float("inf")
     checks = [
         Check("dimensions", (info.width, info.height) == tuple(preset.size),
               f"{preset.size[0]}x{preset.size[1]}", f"{info.width}x{info.height}"),
-        Check("duration", low - frame <= seconds <= high + frame
-              and abs(seconds - plan.duration_ms / 1000) <= 2 * frame + 0.05,
-              f"{plan.duration_ms / 1000:.2f} s within {low:g}-{high:g}", round(seconds, 3)),
+        _duration(info, preset, plan),
         Check("fps", abs(float(info.fps) - float(plan.fps)) < 0.02 and not info.variable_fps,
               f"constant {float(plan.fps):.3f}", f"{float(info.fps):.3f}"
               + (" variable" if info.variable_fps else "")),
@@ -98,3 +98,21 @@ def check_video(path: Path, preset: Preset, plan: VideoPlan) -> tuple[Check, ...
     if plan.audio and plan.loudness and info.audio:
         checks.append(_loudness(path, *plan.loudness))
     return tuple(checks)
+
+
+def _duration(info: VideoInfo, preset: Preset, plan: VideoPlan) -> Check:
+    """Picture and sound each last the kept range within one output frame (a
+    millisecond more for the probe's rounding), and the range fits the preset."""
+    frame = 1 / float(plan.fps)
+    wanted = plan.duration_ms / 1000
+    spec = preset.duration
+    low = spec.min / 1000 if spec and spec.min else 0.0
+    high = spec.max / 1000 if spec and spec.max else float("inf")
+    picture = (info.picture_ms or info.duration_ms) / 1000
+    lengths = {"picture": picture}
+    if info.audio and info.audio[0].duration_ms:
+        lengths["sound"] = info.audio[0].duration_ms / 1000
+    ok = low - frame <= picture <= high + frame and all(
+        abs(seconds - wanted) <= frame + 0.001 for seconds in lengths.values())
+    actual = ", ".join(f"{name} {seconds:.3f} s" for name, seconds in lengths.items())
+    return Check("duration", ok, f"{wanted:.3f} s within one frame, {low:g}-{high:g} s", actual)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pipeline.progress import report, reporting
 
 STDERR_TAIL_LINES = 15
 PR_SET_PDEATHSIG = 1        # <linux/prctl.h>
+_COMPONENT = re.compile(r"^(\[[^\]]* @ 0x[0-9a-f]+\] ?)+")
 GLOBAL_ARGS = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
 _DIAGNOSES = (
     ("No space left on device", "the output disk is full; free space and render again"),
@@ -155,6 +157,17 @@ def diagnose(stderr: str) -> str:
         if needle in stderr:
             return advice
     return "run with REPURPOSE_DEBUG=1 to see ffmpeg's full command and output"
+
+
+def first_error(tail: str) -> str:
+    """The first line ffmpeg said, without its "[component @ 0x...]" prefix: where a
+    filter or an encoder refuses its settings, the cause (what follows is ffmpeg
+    giving up because of it)."""
+    for line in tail.splitlines():
+        text = _COMPONENT.sub("", line).strip()
+        if text:
+            return text
+    return "no output"
 
 
 def _last_error(tail: str) -> str:

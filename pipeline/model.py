@@ -65,6 +65,7 @@ class AudioStream:
     channels: int
     sample_rate: int
     start_ms: int               # when its first sample plays, on the container's clock
+    duration_ms: int = 0        # how long it plays (0: the container does not say)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class VideoInfo:
     coded_height: int
     rotation: int               # degrees counter-clockwise applied for display (0/90/180/270)
     sample_aspect: Fraction
-    duration_ms: int
+    duration_ms: int            # until its last stream ends (picture or sound)
     fps: Fraction
     variable_fps: bool
     codec: str
@@ -99,10 +100,19 @@ class VideoInfo:
     faststart: bool | None      # MP4/MOV only: the index (moov) precedes the media data
     audio: tuple[AudioStream, ...] = ()
     subtitles: tuple[SubtitleStream, ...] = ()
+    picture_ms: int = 0         # how long the picture stream lasts (0: not known)
 
     @property
     def media(self) -> Media:
         return "video"
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """The decoded picture's size in its own pixels, upright: what ffmpeg's filters
+        see (the display size differs when pixels are not square)."""
+        if self.rotation in (90, 270):
+            return self.coded_height, self.coded_width
+        return self.coded_width, self.coded_height
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -214,6 +224,11 @@ class VideoPlan:
     # A moving crop: (master ms, left, top) keyframes, linear between them; empty: still.
     path: tuple[tuple[int, float, float], ...] = ()
     subtitles: SubtitlePlan | None = None
+    # The master's display size (the pixels of `crop` and `path`) and its decoded
+    # picture's size (the pixels ffmpeg crops in); they differ for non-square pixels.
+    # (0, 0): not known, taken as equal.
+    source_size: tuple[int, int] = (0, 0)
+    frame_size: tuple[int, int] = (0, 0)
 
     @property
     def duration_ms(self) -> int:
@@ -264,12 +279,23 @@ class VariantResult:
     order: int = 0
     plan: dict[str, Any] = field(default_factory=dict)
     caption: dict[str, Any] | None = None   # the draft post copy (pipeline.captions)
+    # Video only, read back from the written file:
+    duration: float | None = None           # seconds, until its last stream ends
+    fps: str | None = None                  # frame rate, exact: "30", "30000/1001"
+    codec: str | None = None                # of the picture: "h264"
+    audio: str | bool | None = None         # the sound's codec ("aac"), or False: none
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["warnings"] = list(self.warnings)
         out["checks"] = [asdict(c) for c in self.checks]
+        if self.media != "video":
+            for key in VIDEO_FACTS:
+                del out[key]
         return out
+
+
+VIDEO_FACTS = ("duration", "fps", "codec", "audio")   # what a video entry reads from its file
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,15 @@ def probe_video(asset: Asset) -> VideoInfo:
                              hint="audio-only files are not masters; export with video")
         stream = container.streams.video[0]
         first = _first_frame(container, stream, label)
-        duration_ms = _duration_ms(container, stream)
+        picture_ms = _stream_ms(stream)
+        duration_ms = _duration_ms(container, picture_ms)
         variable = _variable_rate(container, stream)
-        _check_tail(container, stream, duration_ms, label)
-        return _info(container, stream, first, duration_ms, variable, asset.path)
+        _check_tail(container, stream, picture_ms or duration_ms, label)
+        return _info(container, stream, first, (duration_ms, picture_ms), variable,
+                     asset.path)
 
 
-def _info(container: Any, stream: Any, first: Any, duration_ms: int, variable: bool,
+def _info(container: Any, stream: Any, first: Any, lengths: tuple[int, int], variable: bool,
           path: Path) -> VideoInfo:
     ctx = stream.codec_context
     rotation = round((first.rotation or 0) / 90) * 90 % 360
@@ -71,7 +73,7 @@ def _info(container: Any, stream: Any, first: Any, duration_ms: int, variable: b
     return VideoInfo(
         container=container.format.name, width=width, height=height,
         coded_width=ctx.width, coded_height=ctx.height, rotation=rotation,
-        sample_aspect=sar, duration_ms=duration_ms, fps=Fraction(rate),
+        sample_aspect=sar, duration_ms=lengths[0], picture_ms=lengths[1], fps=Fraction(rate),
         variable_fps=variable, codec=ctx.name, pix_fmt=first.format.name,
         bit_depth=max((c.bits for c in first.format.components), default=8),
         color_primaries=PRIMARIES.get(ctx.color_primaries),
@@ -98,12 +100,19 @@ def _first_frame(container: Any, stream: Any, label: str) -> Any:
                      hint="export or copy it again")
 
 
-def _duration_ms(container: Any, stream: Any) -> int:
+def _stream_ms(stream: Any) -> int:
+    """How long one stream plays, by its header (0 when it does not say)."""
     if stream.duration and stream.time_base:
         return int(round(stream.duration * stream.time_base * 1000))
-    if container.duration:
-        return int(round(container.duration / 1000))  # AV_TIME_BASE is microseconds
     return 0
+
+
+def _duration_ms(container: Any, picture_ms: int) -> int:
+    """Until the master's last stream ends: the container's duration. A variable
+    frame rate master's last picture often ends before its sound (its own duration
+    is a guess), and the master's last moment is when the sound ends."""
+    whole = int(round(container.duration / 1000)) if container.duration else 0  # microseconds
+    return max(whole, picture_ms)
 
 
 def _variable_rate(container: Any, stream: Any) -> bool:
@@ -206,7 +215,7 @@ def _audio(stream: Any) -> AudioStream:
     start = stream.start_time or 0
     start_ms = round(start * stream.time_base * 1000) if stream.time_base else 0
     return AudioStream(stream.index, ctx.name, ctx.channels, ctx.sample_rate or stream.rate or 0,
-                       start_ms)
+                       start_ms, _stream_ms(stream))
 
 
 def _subtitle(stream: Any) -> SubtitleStream:

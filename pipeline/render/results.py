@@ -16,6 +16,7 @@ from pipeline.model import (
     PhotoPlan,
     Status,
     VariantResult,
+    VideoInfo,
     VideoPlan,
 )
 from pipeline.outputs import sha256_file
@@ -43,7 +44,9 @@ def unchanged(job: Job, plan: Plan) -> VariantResult | None:
     return replace(result(job.asset, plan, "unchanged"), width=entry.get("width"),
                    height=entry.get("height"), bytes=entry.get("bytes"),
                    sha256=entry.get("sha256"), quality=entry.get("quality"),
-                   warnings=tuple(entry.get("warnings", [])), checks=checks)
+                   warnings=tuple(entry.get("warnings", [])), checks=checks,
+                   duration=entry.get("duration"), fps=entry.get("fps"),
+                   codec=entry.get("codec"), audio=entry.get("audio"))
 
 
 def result(asset: Asset, plan: Plan, status: Status) -> VariantResult:
@@ -52,6 +55,13 @@ def result(asset: Asset, plan: Plan, status: Status) -> VariantResult:
                          width=plan.size[0], height=plan.size[1], warnings=plan.warnings,
                          media="video" if isinstance(plan, VideoPlan) else "photo",
                          plan=plan.to_dict())
+
+
+def with_facts(made: VariantResult, info: VideoInfo) -> VariantResult:
+    """A video result with what its written file says: how long it lasts, its frame
+    rate, its picture codec and its sound's codec (False: silent)."""
+    return replace(made, duration=round(info.duration_ms / 1000, 3), fps=str(info.fps),
+                   codec=info.codec, audio=info.audio[0].codec if info.audio else False)
 
 
 def failed(asset: Asset, preset: Preset, exc: PipelineError, path: str,

@@ -24,7 +24,7 @@ import av
 import ffmpeg
 
 from pipeline.errors import RenderError
-from pipeline.ffmpeg import compile_argv, ffmpeg_exe, run_ffmpeg
+from pipeline.ffmpeg import FfmpegError, compile_argv, ffmpeg_exe, first_error, run_ffmpeg
 from pipeline.loudness import Gain, Measured, gain_for, measure
 from pipeline.model import VideoPlan
 from pipeline.render.effects import apply_effect
@@ -41,14 +41,17 @@ def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
                exe: str = "ffmpeg", metadata: str = "default",
                gains: Sequence[Gain | None] = (), *, roles: Sequence[Role] = (),
                keyframes: Sequence[Sequence[float]] = (),
-               burn: Sequence[Path | None] = ()) -> list[str]:
+               burn: Sequence[Path | None] = (), trial: float | None = None) -> list[str]:
     """The ffmpeg command that renders every plan of one master in one pass.
     `gains` (one per plan) are the measured loudness corrections; `roles` say
     what each output is (ROLES; all "final" when not given); `keyframes` are
     seconds of each output that must start an IDR frame; `burn` are the ASS
-    files burned into each output's picture (None: no subtitles)."""
+    files burned into each output's picture (None: no subtitles). With `trial`
+    (seconds), only that much of the master is read and nothing is written: the
+    same chains and encoders run into ffmpeg's null muxer."""
     first, last = span(plans)
-    stream = ffmpeg.input(str(source), ss=_seconds(first), t=_seconds(last - first))
+    length = last - first if trial is None else min(last - first, round(trial * 1000))
+    stream = ffmpeg.input(str(source), ss=_seconds(first), t=_seconds(length))
     role = list(roles) or ["final"] * len(plans)
     drawn = [r != "audio" for r in role]
     picture = stream.video
@@ -76,6 +79,9 @@ def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
         if index < len(keyframes) and keyframes[index]:
             args["force_key_frames"] = ",".join(f"{t:.4f}" for t in keyframes[index])
             args["forced-idr"] = 1
+        if trial is not None:
+            args.pop("movflags", None)
+            args["f"] = "null"
         outs.append(ffmpeg.output(*parts, str(target), **args))
     return compile_argv(ffmpeg.merge_outputs(*outs), exe)
 
@@ -99,14 +105,7 @@ def _video_chain(node: Any, plan: VideoPlan, offset: int, ass: Path | None = Non
     (start, end), = plan.segments
     node = node.trim(start=_seconds(start - offset), end=_seconds(end - offset))
     node = node.setpts("PTS-STARTPTS")
-    crop = plan.crop
-    if plan.path:       # a moving window: its position is a function of the variant's time
-        node = node.filter("crop", int(crop.width), int(crop.height),
-                           path_expression(plan.path, 1, start),
-                           path_expression(plan.path, 2, start))
-    else:
-        node = node.filter("crop", int(crop.width), int(crop.height), int(crop.left),
-                           int(crop.top))
+    node = _crop(node, plan, start)
     width, height = plan.size
     inner_w, inner_h = int(plan.placement.width), int(plan.placement.height)
     scale_args = {"flags": "lanczos", "in_color_matrix": "bt709" if plan.tonemap
@@ -122,16 +121,83 @@ def _video_chain(node: Any, plan: VideoPlan, offset: int, ass: Path | None = Non
     if ass is not None:     # libass, with the shipped fonts only: the same text everywhere
         node = node.filter("ass", filename=str(ass), fontsdir=str(FONTS), shaping="complex")
     node = node.filter("fps", fps=rate(plan.fps))
+    node = _hold(node, end - start)
     return node.filter("format", "yuv420p").filter("setsar", 1)
 
 
-def path_expression(keys: Sequence[tuple[int, float, float]], axis: int, origin: int) -> str:
+def _hold(node: Any, ms: int) -> Any:
+    """The picture lasts the kept range, to the nearest frame of its constant rate.
+    The fps filter stops with the master's last picture, which for a variable frame
+    rate master often ends before its sound; so that picture is repeated (tpad's
+    stop=-1 with stop_mode=clone pads without end,
+    https://ffmpeg.org/ffmpeg-filters.html#tpad) and trim ends the stream with the
+    range (`end` is the time of the first frame dropped, here on the frame grid,
+    https://ffmpeg.org/ffmpeg-filters.html#trim), which also stops the padding."""
+    return node.filter("tpad", stop=-1, stop_mode="clone").trim(end=_seconds(ms))
+
+
+def _crop(node: Any, plan: VideoPlan, origin: int) -> Any:
+    """The plan's window, which is in display pixels, cut from the decoded picture,
+    whose pixels are not square for anamorphic masters: ffmpeg's crop works in the
+    picture's own pixels and refuses a window larger than the picture
+    (https://ffmpeg.org/ffmpeg-filters.html#crop)."""
+    width, height, left, top = frame_crop(plan)
+    if not plan.path:
+        return node.filter("crop", width, height, left, top)
+    (sx, sy), room = _pixel_scale(plan), _room(plan, width, height)
+    return node.filter("crop", width, height,
+                       path_expression(plan.path, 1, origin, sx, room[0] if room else None),
+                       path_expression(plan.path, 2, origin, sy, room[1] if room else None))
+
+
+def frame_crop(plan: VideoPlan) -> tuple[int, int, int, int]:
+    """Width, height, left and top of the plan's (first) window in the decoded
+    picture's pixels, inside the picture."""
+    sx, sy = _pixel_scale(plan)
+    crop = plan.crop
+    width, height = max(1, int(crop.width * sx)), max(1, int(crop.height * sy))
+    left, top = int(crop.left * sx), int(crop.top * sy)
+    frame = _frame(plan)
+    if frame is None:
+        return width, height, left, top
+    width, height = min(width, frame[0]), min(height, frame[1])
+    return (width, height, min(max(left, 0), frame[0] - width),
+            min(max(top, 0), frame[1] - height))
+
+
+def _frame(plan: VideoPlan) -> tuple[int, int] | None:
+    """The decoded picture's size, or None when the plan does not say."""
+    for size in (plan.frame_size, plan.source_size):
+        if size[0] > 0 and size[1] > 0:
+            return size
+    return None
+
+
+def _pixel_scale(plan: VideoPlan) -> tuple[float, float]:
+    """Decoded picture pixels per display pixel, across and down (1, 1: square)."""
+    frame, display = plan.frame_size, plan.source_size
+    if min(*frame, *display) <= 0 or frame == display:
+        return 1.0, 1.0
+    return frame[0] / display[0], frame[1] / display[1]
+
+
+def _room(plan: VideoPlan, width: int, height: int) -> tuple[int, int] | None:
+    """How far a window of this size can move across and down inside the picture."""
+    frame = _frame(plan)
+    return None if frame is None else (frame[0] - width, frame[1] - height)
+
+
+def path_expression(keys: Sequence[tuple[int, float, float]], axis: int, origin: int,
+                    scale: float = 1.0, room: int | None = None) -> str:
     """One coordinate of a keyframed crop path as an ffmpeg expression of t (seconds
     of the variant, which starts at master millisecond `origin`): linear between
-    keyframes, a step where two keyframes share a moment (a shot change)."""
-    terms = [f"{keys[0][axis]:g}"]
+    keyframes, a step where two keyframes share a moment (a shot change). `scale`
+    turns the path's display pixels into the picture's; with `room` (the farthest
+    the window may go) the expression is clipped to [0, room], so that rounding in
+    the expression can never move the window out of the picture."""
+    terms = [f"{keys[0][axis] * scale:g}"]
     for (t0, *a), (t1, *b) in zip(keys, keys[1:], strict=False):
-        change = b[axis - 1] - a[axis - 1]
+        change = (b[axis - 1] - a[axis - 1]) * scale
         if change == 0:
             continue
         begin = (t0 - origin) / 1000
@@ -140,7 +206,8 @@ def path_expression(keys: Sequence[tuple[int, float, float]], axis: int, origin:
         else:
             length = (t1 - t0) / 1000
             terms.append(f"{change / length:+.4f}*clip(t-{begin:.4f},0,{length:.4f})")
-    return "".join(terms)
+    expression = "".join(terms)
+    return expression if room is None else f"clip({expression},0,{room})"
 
 
 # HDR (PQ or HLG, BT.2020) to SDR BT.709 with a filmic curve, not a clip.
@@ -183,6 +250,9 @@ def _audio_chain(node: Any, plan: VideoPlan, offset: int, gain: Gain | None) -> 
         node = node.filter("volume", f"{gain.db:.2f}dB")
         node = node.filter("alimiter", limit=f"{gain.limit:.4f}", level=0, latency=1)
     node = node.filter("aresample", plan.sample_rate)
+    # As long as the picture: silence after a sound that ends early, and what the
+    # resampler keeps back at the end (https://ffmpeg.org/ffmpeg-filters.html#apad).
+    node = node.filter("apad", whole_dur=_seconds(end - start))
     layout = "stereo" if plan.channels == 2 else "mono"
     return node.filter("aformat", sample_fmts="fltp", channel_layouts=layout)
 
@@ -235,15 +305,90 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     """Render every plan into its output path with one ffmpeg run (variants that
     differ only in their cut share one picture encode; a variant with an effect
     gets a lossless copy from the pass, edited and encoded by its effect, whose
-    module is looked up in `folders` first). A failure of the pass raises; what
-    befell single variants after it is returned by plan index: a derivation that
-    failed (its output is not written), an effect that failed (the variant is
-    written without it, and noted)."""
+    module is looked up in `folders` first). What befell single variants is
+    returned by plan index: a variant ffmpeg cannot render (the others are
+    rendered without it), a derivation that failed (its output is not written),
+    an effect that failed (the variant is written without it, and noted). A
+    failure of the pass that is no single variant's fault raises."""
     for target in outputs:
         target.parent.mkdir(parents=True, exist_ok=True)
     measured = _measure_segments(source, plans)
     gains = [gain_for(m, *p.loudness) if p.loudness and p.audio else None
              for m, p in zip(measured, plans, strict=True)]
+    scratch = Path(tempfile.mkdtemp(prefix="repurpose-ass-"))
+    burn = {i: scratch / f"{i}.ass" for i, plan in enumerate(plans)
+            if plan.subtitles and plan.subtitles.burn}
+    try:
+        for index, ass in burn.items():
+            write_burn(plans[index], ass)
+        done = _isolating(Pass(source.absolute(), plans, outputs, label, metadata, folders,
+                               gains, burn))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for index in done.failures:
+        outputs[index].unlink(missing_ok=True)
+    return done
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Everything one master's render needs, by plan index."""
+
+    source: Path                       # absolute: a name starting with "-" is never an option
+    plans: Sequence[VideoPlan]
+    outputs: Sequence[Path]
+    label: str
+    metadata: str
+    folders: Sequence[Path]
+    gains: Sequence[Gain | None]
+    burn: dict[int, Path]              # the ASS file burned into a plan's picture
+
+
+TRIAL_SECONDS = 0.3     # of the master, read by each variant's trial after a failed pass
+
+
+def _isolating(job: Pass) -> Encoded:
+    """One pass over every plan. When ffmpeg fails it, each variant's chain is tried
+    alone on a moment of the master, into nothing: those that fail on their own
+    fail with their reason, and the pass is run again without them. When none, or
+    all, fail alone, the fault is not one variant's (a full disk, a damaged master)
+    and the pass's error stands for every variant."""
+    everyone = list(range(len(job.plans)))
+    try:
+        return _encode(job, everyone)
+    except FfmpegError:
+        faults = {i: fault for i in everyone if (fault := _trial(job, i)) is not None}
+        if not faults or len(faults) == len(everyone):
+            raise
+    rest = [i for i in everyone if i not in faults]
+    try:
+        done = _encode(job, rest)
+    except RenderError as again:
+        done = Encoded(failures={i: again for i in rest})
+    done.failures.update(faults)
+    return done
+
+
+def _trial(job: Pass, index: int) -> FfmpegError | None:
+    """Why ffmpeg cannot render this variant on its own, or None when it can."""
+    plan = job.plans[index]
+    argv = build_argv(job.source, [plan], [Path(os.devnull)], ffmpeg_exe(), job.metadata,
+                      [job.gains[index]], burn=[job.burn.get(index)], trial=TRIAL_SECONDS)
+    try:
+        run_ffmpeg(argv, job.label)
+    except FfmpegError as exc:
+        return FfmpegError(f"ffmpeg cannot render this variant: {first_error(exc.stderr_tail)} "
+                           f"(the master's other variants were rendered without this one)",
+                           argv=exc.argv, stderr_tail=exc.stderr_tail, path=job.label,
+                           preset=plan.preset, hint=exc.hint)
+    return None
+
+
+def _encode(job: Pass, chosen: Sequence[int]) -> Encoded:
+    """The pass over the `chosen` plans, then what follows it for each (cuts from a
+    shared encode, effects). Raises FfmpegError when the pass fails."""
+    plans = [job.plans[i] for i in chosen]
+    outputs = [job.outputs[i] for i in chosen]
     shared = families(plans)
     derived = {i: family for family in shared for i in family.derived}
     sounds = {i: outputs[i].with_name(outputs[i].name + ".m4a") for i in derived
@@ -256,44 +401,43 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     first, last = span(plans)
     roles: list[Role] = ["audio" if i in derived else "edit" if i in edits else "final"
                          for i in run]
-    scratch = Path(tempfile.mkdtemp(prefix="repurpose-ass-"))
-    burn = {i: scratch / f"{i}.ass" for i, plan in enumerate(plans)
-            if plan.subtitles and plan.subtitles.burn}
-    for index, ass in burn.items():
-        write_burn(plans[index], ass)
     try:
-        # Absolute paths: a name starting with "-" is then never read as an option.
-        run_ffmpeg(build_argv(source.absolute(), [plans[i] for i in run],
+        run_ffmpeg(build_argv(job.source, [plans[i] for i in run],
                               [sounds.get(i, edits.get(i, outputs[i])).absolute() for i in run],
-                              ffmpeg_exe(), metadata, [gains[i] for i in run], roles=roles,
-                              keyframes=[marks.get(i, ()) for i in run],
-                              burn=[burn.get(i) for i in run]), label,
+                              ffmpeg_exe(), job.metadata, [job.gains[chosen[i]] for i in run],
+                              roles=roles, keyframes=[marks.get(i, ()) for i in run],
+                              burn=[job.burn.get(chosen[i]) for i in run]), job.label,
                    seconds=(last - first) / 1000)
         done = Encoded()
         for index, family in derived.items():
             try:
                 derive(outputs[family.carrier], plans[family.carrier], plans[index],
-                       sounds.get(index), outputs[index], label)
+                       sounds.get(index), outputs[index], job.label)
             except (RenderError, av.FFmpegError) as exc:
-                done.failures[index] = _failed_step(exc, plans[index], label)
+                done.failures[index] = _failed_step(exc, plans[index], job.label)
         for index, edit in edits.items():
-            try:
-                apply_effect(plans[index], edit, outputs[index], folders, label)
-                renormalise(plans[index], outputs[index], metadata, label)
-            except RenderError as exc:     # a failed hook never loses the render
-                try:
-                    run_ffmpeg(finish_argv(plans[index], edit, outputs[index], metadata), label)
-                except RenderError as again:
-                    done.failures[index] = again
-                    continue
-                done.notes[index] = f"{exc.message}; rendered without the effect ({exc.hint})"
+            _finish_effect(job, plans[index], edit, outputs[index], done, index)
     finally:
         for leftover in (*sounds.values(), *edits.values()):
             leftover.unlink(missing_ok=True)
-        shutil.rmtree(scratch, ignore_errors=True)
-    for index in done.failures:
-        outputs[index].unlink(missing_ok=True)
-    return done
+    return Encoded({chosen[i]: e for i, e in done.failures.items()},
+                   {chosen[i]: n for i, n in done.notes.items()})
+
+
+def _finish_effect(job: Pass, plan: VideoPlan, edit: Path, target: Path, done: Encoded,
+                   index: int) -> None:
+    """Apply a variant's effect to its lossless copy; a failed hook never loses the
+    render: the variant is then encoded without it, and says so."""
+    try:
+        apply_effect(plan, edit, target, job.folders, job.label)
+        renormalise(plan, target, job.metadata, job.label)
+    except RenderError as exc:
+        try:
+            run_ffmpeg(finish_argv(plan, edit, target, job.metadata), job.label)
+        except RenderError as again:
+            done.failures[index] = again
+            return
+        done.notes[index] = f"{exc.message}; rendered without the effect ({exc.hint})"
 
 
 @dataclass

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.analysis import Analysis, analyze_video
-from pipeline.checks import check_video
+from pipeline.checks import check_video, read_video
 from pipeline.errors import InputError, PipelineError, RenderError
 from pipeline.metadata import PhotoMeta
 from pipeline.model import Job, JobResult, PhotoInfo, VariantResult, VideoInfo, VideoPlan
@@ -21,7 +21,7 @@ from pipeline.planning.video import needs_analysis, window
 from pipeline.probe import probe_video
 from pipeline.render.cover import cover
 from pipeline.render.photo import Master
-from pipeline.render.results import all_failed, failed, plan_each, result
+from pipeline.render.results import all_failed, failed, plan_each, result, with_facts
 from pipeline.render.video import encode_all
 from pipeline.schema import Preset, SpeechOptions
 from pipeline.speech import transcribe
@@ -198,7 +198,8 @@ def publish_all(job: Job, todo: list[tuple[Preset, VideoPlan]], temps: list[Path
 
 def publish(job: Job, preset: Preset, plan: VideoPlan, temp: Path, final: Path) -> VariantResult:
     """Verify a rendered temporary file against its preset, then rename it into place."""
-    checks = check_video(temp, preset, plan)
+    info = read_video(temp)
+    checks = check_video(temp, preset, plan, info)
     bad = [c for c in checks if not c.ok]
     if bad:
         detail = "; ".join(f"{c.name} is {c.actual}, expected {c.expected}" for c in bad)
@@ -212,5 +213,5 @@ def publish(job: Job, preset: Preset, plan: VideoPlan, temp: Path, final: Path) 
             scratch = temp_path(caption)
             write_sidecar(cues_of(plan.subtitles), scratch, fmt)
             os.replace(scratch, caption)
-    return replace(result(job.asset, plan, "rendered"), bytes=size, sha256=digest,
-                   checks=checks)
+    return with_facts(replace(result(job.asset, plan, "rendered"), bytes=size, sha256=digest,
+                              checks=checks), info)
