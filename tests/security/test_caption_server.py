@@ -186,6 +186,24 @@ def test_a_trickling_server_is_stopped_by_the_calls_deadline(serve, headers_too)
     assert len(server.seen) == 1            # the deadline covers retries too
 
 
+def test_a_silent_tls_server_is_stopped_by_the_calls_deadline():
+    """The handshake is inside the deadline too: a server that takes the
+    connection and never answers the TLS hello."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    taken: list[socket.socket] = []
+    threading.Thread(target=lambda: taken.append(listener.accept()[0]), daemon=True).start()
+    try:
+        result = caption_for(request(), PRESET, BRAND, CaptionOptions(
+            provider="openai", options={"base_url": f"https://127.0.0.1:"
+                                        f"{listener.getsockname()[1]}/v1", "model": "m",
+                                        "timeout": 1, "retries": 2}))
+    finally:
+        for conn in taken:
+            conn.close()
+        listener.close()
+    template_used(result, "did not answer within 1 s")
+
+
 def test_http_500_then_success_is_retried(serve):
     server = serve(answer(500, b"oops", Retry_After="0"), chat(GOOD))
     result = server.caption(retries=1)
