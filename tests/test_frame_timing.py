@@ -6,6 +6,7 @@ parent. Real encodes of generated masters, decoded and measured."""
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 import os
@@ -306,12 +307,17 @@ def test_the_crop_ffmpeg_runs_stays_inside_the_decoded_picture(case, sar):
 
 
 def _plan_with(path, span, display, frame):
-    preset = load_catalog().get("tiktok-video").model_copy(update={"max_upscale": 1e9})
+    preset = _builtin("tiktok-video").model_copy(update={"max_upscale": 1e9})
     master = _master(*display)
     (base,) = plan_video(master, preset, Choices(focus=(0.5, 0.5)), source="m", stem="m",
                          source_digest="0")
     return replace(base, crop=path.box(span[0]), path=path.keyframes, segments=(span,),
                    source_size=display, frame_size=frame)
+
+
+@functools.cache
+def _builtin(pid: str):
+    return load_catalog().get(pid)
 
 
 def _master(width: int, height: int):

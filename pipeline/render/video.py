@@ -2,11 +2,18 @@
 
 The master is decoded once (seeked to the earliest kept moment, read to the
 last), `split`/`asplit` fan it out, and each variant gets its own chain:
-trim, tone-map (HDR masters), crop, Lanczos scale, pad or blur-pad, constant
-frame rate, 8-bit 4:2:0 BT.709; audio trimmed, loudness-normalised and
-resampled to 48 kHz AAC. The filter graph is built with ffmpeg-python, which
-escapes every filter argument, and compiled to an argv list (golden tests pin
-it). Outputs are written under hidden temporary names, verified, then renamed.
+trim, tone-map (HDR masters), crop (in the decoded picture's own pixels, which
+differ from the plan's display pixels for anamorphic masters), Lanczos scale,
+pad or blur-pad, constant frame rate with the last picture held to the end of
+the kept range, 8-bit 4:2:0 BT.709; audio trimmed, loudness-normalised,
+resampled to 48 kHz AAC and padded to the same length. The filter graph is
+built with ffmpeg-python, which escapes every filter argument, and compiled to
+an argv list (golden tests pin it). Outputs are written under hidden
+temporary names, verified, then renamed.
+
+When ffmpeg fails the pass, each variant's chain is tried alone on a moment of
+the master (the failure path only): a variant that cannot be rendered fails
+with its own reason, and the pass runs again without it.
 """
 
 from __future__ import annotations
