@@ -56,7 +56,7 @@ def x_weighted(text: str) -> int:
     return total + sum(_parsed(ch) for ch in text[pos:])
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)      # tokens of a few captions: bounded memory in a long watch
 def _token(space: str, token: str) -> int:
     """One token's weight, measured after the space that precedes it."""
     if _hostile(token):
@@ -64,7 +64,7 @@ def _token(space: str, token: str) -> int:
     return _parsed(space + token) - _parsed(space)
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)      # tokens of a few captions: bounded memory in a long watch
 def _parsed(text: str) -> int:
     if not text:
         return 0
