@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import click
 
 from pipeline import __version__
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, PipelineError, printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -72,13 +72,6 @@ _untrusted = click.option("--untrusted", is_flag=True,
 
 def _announce(line: str) -> None:
     click.echo(f"privileged: {printable(line)}", err=True)
-
-
-def printable(text: str) -> str:
-    """Text with control characters escaped: a file name can never forge a line
-    of output or move the terminal's cursor."""
-    return "".join(ch if ch.isprintable() or ch == " " else
-                   ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,6 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def printable(text: str) -> str:
+    """`text` with control, format (bidi) and undecodable characters escaped: a file
+    name can never forge a line of a log or move a terminal's cursor."""
+    return "".join(ch if ch.isprintable() or ch == " " else
+                   ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for ch in text)
+
+
 class PipelineError(Exception):
     """Base of every error the pipeline raises on purpose."""
 

@@ -190,7 +190,8 @@ def privileged_uses(shoot: Any, lines: Lines, file: str, effects: dict[str, str]
         return f"{found[0]}:{found[1]}" if found else file
 
     captions = shoot.captions
-    providers = {("captions",): (captions.provider, captions.options)}
+    providers: dict[KeyPath, tuple[str, dict[str, Any]]] = {
+        ("captions",): (captions.provider, captions.options)}
     for pid, own in captions.presets.items():
         if own.provider or own.options:
             providers[("captions", "presets", pid)] = (

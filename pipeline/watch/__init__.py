@@ -21,9 +21,9 @@ from pipeline.watch.daemon import Watcher, install_stop
 from pipeline.watch.faults import transient
 from pipeline.watch.folders import InboxError, check_layout, lock_inbox
 from pipeline.watch.ledger import Ledger, LedgerError, retry_failed
-from pipeline.watch.messages import log, shown
+from pipeline.watch.messages import log
 from pipeline.watch.settle import complete, has_movie_index, open_for_writing
 
 __all__ = ["InboxError", "Ledger", "LedgerError", "Watcher", "check_layout", "complete",
            "has_movie_index", "install_stop", "lock_inbox", "log", "open_for_writing",
-           "retry_failed", "shown", "transient"]
+           "retry_failed", "transient"]

@@ -19,9 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pipeline.errors import PipelineError, write_error
+from pipeline.errors import PipelineError, printable, write_error
 from pipeline.watch.folders import FAILED, NOTE, STATE, InboxError, move, opened, remove_file
-from pipeline.watch.messages import shown
 
 FILE = "ledger.db"
 SCHEMA = """
@@ -170,7 +169,7 @@ class Ledger:
 
     def set(self, path: str, **fields: Any) -> None:
         """Record `fields` of `path`; texts that are no UTF-8 are kept escaped."""
-        fields = {k: shown(v) if isinstance(v, str) and isinstance(stored(v), bytes) else v
+        fields = {k: printable(v) if isinstance(v, str) and isinstance(stored(v), bytes) else v
                   for k, v in fields.items()}
         if isinstance(fields.get("moved_to"), str):
             fields["moved_to"] = stored(fields["moved_to"])
@@ -185,7 +184,7 @@ class Ledger:
         """`path` failed and went to Failed/`moved_to`."""
         self.set(path, state="failed", error=error, moved_to=moved_to)
         self._write("insert into failures (path, moved_to, error, at) values (?, ?, ?, ?)",
-                    [stored(path), stored(moved_to), shown(error) if isinstance(
+                    [stored(path), stored(moved_to), printable(error) if isinstance(
                         stored(error), bytes) else error, now()])
 
     def forget_failure(self, failure_id: int) -> None:

@@ -9,19 +9,12 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from pipeline.errors import ConfigError
-
-
-def shown(text: str) -> str:
-    """`text` with control, format (bidi) and undecodable characters escaped."""
-    return "".join(ch if ch.isprintable() or ch == " " else
-                   ch.encode("unicode_escape", "backslashreplace").decode("ascii")
-                   for ch in text)
+from pipeline.errors import ConfigError, printable
 
 
 def log(message: str) -> None:
     stamp = datetime.now().strftime("%H:%M:%S")
-    print(f"{stamp} {shown(message)}", file=sys.stderr, flush=True)
+    print(f"{stamp} {printable(message)}", file=sys.stderr, flush=True)
 
 
 def reasons(errors: Sequence[BaseException]) -> list[str]:
@@ -40,7 +33,7 @@ def reasons(errors: Sequence[BaseException]) -> list[str]:
 def error_text(key: str, lines: Sequence[str], inbox: str) -> bytes:
     """The body of `<name>.error.txt`: what failed, why (one escaped line per
     problem), and how to try again."""
-    why = "\n".join(shown(line) for line in lines)
-    return (f"{shown(key)} could not be rendered.\n\n{why}\n\nFix the file (or "
+    why = "\n".join(printable(line) for line in lines)
+    return (f"{printable(key)} could not be rendered.\n\n{why}\n\nFix the file (or "
             f"shoot.yaml) and put it back in the inbox, or run: repurpose watch "
-            f"--retry-failed {shown(inbox)}\n").encode()
+            f"--retry-failed {printable(inbox)}\n").encode()
