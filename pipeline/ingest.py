@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from natsort import natsorted, ns
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, PipelineError
 from pipeline.model import Asset
 from pipeline.shoot import SHOOT_FILE
 from pipeline.sniff import SIDECAR_SUFFIXES, misnamed_error, misnamed_media
@@ -35,7 +35,7 @@ class Found:
     """What ingest found: assets to render and inputs that failed already."""
 
     assets: list[Asset] = field(default_factory=list)
-    errors: list[InputError] = field(default_factory=list)
+    errors: list[PipelineError] = field(default_factory=list)
     _tempdirs: list[Path] = field(default_factory=list)
     _locks: list[int] = field(default_factory=list)
     _seen: set[Path] = field(default_factory=set)

@@ -6,6 +6,7 @@ The functions fill an ingest `Found` (its assets, errors and temporary folders).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import lzma
 import os
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from natsort import natsorted, ns
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, write_error
 from pipeline.model import Asset
 from pipeline.sniff import SIDECAR_SUFFIXES, misnamed_error
 
@@ -128,6 +129,9 @@ def _extract_pages(found: Found, zf: zipfile.ZipFile, label: str, shoot_dir: Pat
             continue
         except _ZIP_ERRORS as exc:
             shutil.rmtree(dest.parent, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:     # our disk, not the ZIP
+                found.errors.append(write_error(exc, f"into {target}", path=where))
+                continue
             found.errors.append(InputError(f"cannot extract: {exc}", path=where,
                                            hint="download or export the ZIP again"))
             continue
@@ -147,6 +151,7 @@ class _Refusal(Exception):
         return InputError(f"refused ZIP member: {self.message}", path=where, hint=self.hint)
 
 
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 _BOMB_HINT = ("media hardly compresses, so this looks like a ZIP bomb; if the file is "
               "genuine, unpack the ZIP yourself and render its files")
 _BIG_HINT = "render this file on its own, not inside a ZIP"

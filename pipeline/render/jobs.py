@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -51,13 +52,23 @@ def render_job(job: Job) -> JobResult:
     try:
         return _with_captions(job, _render_job(job))
     except Exception as exc:  # noqa: BLE001 - one master's bug must not stop the others
-        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        if isinstance(exc, OSError) and _writing(exc, job.out_dir):
             folder = Path(exc.filename).parent if exc.filename else job.out_dir
             return JobResult(errors=[write_error(exc, f"into {folder}", path=job.asset.label)])
         log.debug("unexpected failure on %s", job.asset.label, exc_info=True)
         err = RenderError(f"internal error: {type(exc).__name__}: {exc}", path=job.asset.label,
                           hint="please report this with the file; REPURPOSE_DEBUG=1 shows more")
         return JobResult(errors=[err])
+
+
+def _writing(exc: OSError, out_dir: Path) -> bool:
+    """Whether a failure is the output disk's (full, read-only, not ours to write),
+    not the master's: a master we may not read is the file's problem."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return True
+    if exc.errno not in WRITE_ERRNOS or not exc.filename:
+        return False
+    return Path(os.fsdecode(exc.filename)).absolute().is_relative_to(out_dir.absolute())
 
 
 def _with_captions(job: Job, out: JobResult) -> JobResult:
