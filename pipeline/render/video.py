@@ -81,16 +81,23 @@ def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
             audio_index += 1
             gain = gains[index] if index < len(gains) else None
             parts.append(_audio_chain(audio_in, plan, first, gain))
-        args = {"final": encoder_args, "audio": audio_args, "edit": edit_args}[role[index]](
-            plan, metadata)
-        if index < len(keyframes) and keyframes[index]:
-            args["force_key_frames"] = ",".join(f"{t:.4f}" for t in keyframes[index])
-            args["forced-idr"] = 1
-        if trial is not None:
-            args.pop("movflags", None)
-            args["f"] = "null"
-        outs.append(ffmpeg.output(*parts, str(target), **args))
+        marks = keyframes[index] if index < len(keyframes) else ()
+        outs.append(ffmpeg.output(*parts, str(target), **_output_args(
+            plan, role[index], metadata, marks, trial is not None)))
     return compile_argv(ffmpeg.merge_outputs(*outs), exe)
+
+
+def _output_args(plan: VideoPlan, role: Role, metadata: str, marks: Sequence[float],
+                 trial: bool) -> dict[str, Any]:
+    """The encoder and muxer options of one output; a trial's go to the null muxer."""
+    args = {"final": encoder_args, "audio": audio_args, "edit": edit_args}[role](plan, metadata)
+    if marks:
+        args["force_key_frames"] = ",".join(f"{t:.4f}" for t in marks)
+        args["forced-idr"] = 1
+    if trial:
+        args.pop("movflags", None)
+        args["f"] = "null"
+    return args
 
 
 # What one output of the pass is: a finished variant, only the audio of a variant
@@ -354,48 +361,48 @@ class Pass:
 TRIAL_SECONDS = 0.3     # of the master, read by each variant's trial after a failed pass
 
 
-def _isolating(job: Pass) -> Encoded:
+def _isolating(work: Pass) -> Encoded:
     """One pass over every plan. When ffmpeg fails it, each variant's chain is tried
     alone on a moment of the master, into nothing: those that fail on their own
     fail with their reason, and the pass is run again without them. When none, or
     all, fail alone, the fault is not one variant's (a full disk, a damaged master)
     and the pass's error stands for every variant."""
-    everyone = list(range(len(job.plans)))
+    everyone = list(range(len(work.plans)))
     try:
-        return _encode(job, everyone)
+        return _encode(work, everyone)
     except FfmpegError:
-        faults = {i: fault for i in everyone if (fault := _trial(job, i)) is not None}
+        faults = {i: fault for i in everyone if (fault := _trial(work, i)) is not None}
         if not faults or len(faults) == len(everyone):
             raise
     rest = [i for i in everyone if i not in faults]
     try:
-        done = _encode(job, rest)
+        done = _encode(work, rest)
     except RenderError as again:
         done = Encoded(failures={i: again for i in rest})
     done.failures.update(faults)
     return done
 
 
-def _trial(job: Pass, index: int) -> FfmpegError | None:
+def _trial(work: Pass, index: int) -> FfmpegError | None:
     """Why ffmpeg cannot render this variant on its own, or None when it can."""
-    plan = job.plans[index]
-    argv = build_argv(job.source, [plan], [Path(os.devnull)], ffmpeg_exe(), job.metadata,
-                      [job.gains[index]], burn=[job.burn.get(index)], trial=TRIAL_SECONDS)
+    plan = work.plans[index]
+    argv = build_argv(work.source, [plan], [Path(os.devnull)], ffmpeg_exe(), work.metadata,
+                      [work.gains[index]], burn=[work.burn.get(index)], trial=TRIAL_SECONDS)
     try:
-        run_ffmpeg(argv, job.label)
+        run_ffmpeg(argv, work.label)
     except FfmpegError as exc:
         return FfmpegError(f"ffmpeg cannot render this variant: {first_error(exc.stderr_tail)} "
                            f"(the master's other variants were rendered without this one)",
-                           argv=exc.argv, stderr_tail=exc.stderr_tail, path=job.label,
+                           argv=exc.argv, stderr_tail=exc.stderr_tail, path=work.label,
                            preset=plan.preset, hint=exc.hint)
     return None
 
 
-def _encode(job: Pass, chosen: Sequence[int]) -> Encoded:
+def _encode(work: Pass, chosen: Sequence[int]) -> Encoded:
     """The pass over the `chosen` plans, then what follows it for each (cuts from a
     shared encode, effects). Raises FfmpegError when the pass fails."""
-    plans = [job.plans[i] for i in chosen]
-    outputs = [job.outputs[i] for i in chosen]
+    plans = [work.plans[i] for i in chosen]
+    outputs = [work.outputs[i] for i in chosen]
     shared = families(plans)
     derived = {i: family for family in shared for i in family.derived}
     sounds = {i: outputs[i].with_name(outputs[i].name + ".m4a") for i in derived
@@ -409,21 +416,21 @@ def _encode(job: Pass, chosen: Sequence[int]) -> Encoded:
     roles: list[Role] = ["audio" if i in derived else "edit" if i in edits else "final"
                          for i in run]
     try:
-        run_ffmpeg(build_argv(job.source, [plans[i] for i in run],
+        run_ffmpeg(build_argv(work.source, [plans[i] for i in run],
                               [sounds.get(i, edits.get(i, outputs[i])).absolute() for i in run],
-                              ffmpeg_exe(), job.metadata, [job.gains[chosen[i]] for i in run],
+                              ffmpeg_exe(), work.metadata, [work.gains[chosen[i]] for i in run],
                               roles=roles, keyframes=[marks.get(i, ()) for i in run],
-                              burn=[job.burn.get(chosen[i]) for i in run]), job.label,
+                              burn=[work.burn.get(chosen[i]) for i in run]), work.label,
                    seconds=(last - first) / 1000)
         done = Encoded()
         for index, family in derived.items():
             try:
                 derive(outputs[family.carrier], plans[family.carrier], plans[index],
-                       sounds.get(index), outputs[index], job.label)
+                       sounds.get(index), outputs[index], work.label)
             except (RenderError, av.FFmpegError) as exc:
-                done.failures[index] = _failed_step(exc, plans[index], job.label)
+                done.failures[index] = _failed_step(exc, plans[index], work.label)
         for index, edit in edits.items():
-            _finish_effect(job, plans[index], edit, outputs[index], done, index)
+            _finish_effect(work, plans[index], edit, outputs[index], done, index)
     finally:
         for leftover in (*sounds.values(), *edits.values()):
             leftover.unlink(missing_ok=True)
@@ -431,16 +438,16 @@ def _encode(job: Pass, chosen: Sequence[int]) -> Encoded:
                    {chosen[i]: n for i, n in done.notes.items()})
 
 
-def _finish_effect(job: Pass, plan: VideoPlan, edit: Path, target: Path, done: Encoded,
+def _finish_effect(work: Pass, plan: VideoPlan, edit: Path, target: Path, done: Encoded,
                    index: int) -> None:
     """Apply a variant's effect to its lossless copy; a failed hook never loses the
     render: the variant is then encoded without it, and says so."""
     try:
-        apply_effect(plan, edit, target, job.folders, job.label)
-        renormalise(plan, target, job.metadata, job.label)
+        apply_effect(plan, edit, target, work.folders, work.label)
+        renormalise(plan, target, work.metadata, work.label)
     except RenderError as exc:
         try:
-            run_ffmpeg(finish_argv(plan, edit, target, job.metadata), job.label)
+            run_ffmpeg(finish_argv(plan, edit, target, work.metadata), work.label)
         except RenderError as again:
             done.failures[index] = again
             return
