@@ -341,7 +341,7 @@ class SourceOptions(Strict):
 class Disclosure(Strict):
     """What the brand adds when AI wrote the copy."""
 
-    text: str = Field(default="#AI", description="a tag or a sentence")
+    text: Line = Field(default="#AI", min_length=1, description="a tag or a sentence")
     position: Literal["end", "start"] = "end"
 
 

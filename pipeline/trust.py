@@ -130,11 +130,11 @@ def redact_url(url: str) -> str:
     """A URL as it may be shown: no user, password, query or fragment (where keys hide)."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:              # a port that is not a number, or out of range
         return "<unparsable URL>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 

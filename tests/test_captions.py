@@ -248,6 +248,11 @@ def test_approved_and_edited_captions_survive_a_re_render(tmp_path, astronaut):
     assert (out / "instagram-feed-square" / "a.caption.txt").read_text() == "Our own words.\n"
     assert again["linkedin-image/a.jpg"] == {**first["linkedin-image/a.jpg"],
                                              "text": "Typed by hand.", "status": "edited"}
+    long = ("Too long for X. " * 20).rstrip()
+    (out / "x-image" / "a.caption.txt").write_text(long + "\n")
+    kept = render("--force")["x-image/a.jpg"]     # a person's text: kept, but measured again
+    assert kept["text"] == long and kept["status"] == "edited"
+    assert any(f.startswith("over the platform's limit: 319 of 280") for f in kept["findings"])
     fresh = render("--force-captions")
     assert {c["status"] for c in fresh.values()} == {"draft"}
     assert fresh["instagram-feed-square/a.jpg"]["text"].startswith("Launch day.")

@@ -19,6 +19,7 @@ from typing import Any
 
 from pipeline.captions.bounds import MAX_SOURCE, cut
 from pipeline.captions.guard import Guarded, guard
+from pipeline.captions.length import length
 from pipeline.captions.model import Caption, CaptionError, CaptionRequest, CaptionResult, Limits
 from pipeline.captions.providers import provider
 from pipeline.captions.redact import holds_secret, scrub, secrets_of
@@ -128,18 +129,36 @@ def _texts(caption: Caption) -> list[str | None]:
     return [caption.text, caption.alt_text, caption.title, *caption.hashtags]
 
 
-def kept_caption(previous: dict[str, Any] | None, file: Path) -> dict[str, Any] | None:
+OVER_LIMIT = "over the platform's limit: "
+
+
+def kept_caption(previous: dict[str, Any] | None, file: Path,
+                 limits: Limits | None = None) -> dict[str, Any] | None:
     """The caption a person owns, which a re-render keeps: one approved or edited
-    in the manifest, or whose caption.txt was changed by hand since it was written."""
+    in the manifest, or whose caption.txt was changed by hand since it was written.
+    It is never rewritten, but measured again: a finding says when it is over the
+    platform's limit (so no export takes it as ready to post)."""
     caption = (previous or {}).get("caption")
     if not isinstance(caption, dict):
         return None
     try:
         on_disk = file.read_text(encoding="utf-8").rstrip("\n")
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         on_disk = None
     if on_disk is not None and on_disk != caption.get("text"):
-        return {**caption, "text": on_disk, "status": "edited"}
-    if caption.get("status") in ("approved", "edited"):
-        return caption
-    return None
+        caption = {**caption, "text": on_disk, "status": "edited"}
+    elif caption.get("status") not in ("approved", "edited"):
+        return None
+    return _measured(caption, limits)
+
+
+def _measured(caption: dict[str, Any], limits: Limits | None) -> dict[str, Any]:
+    findings = [f for f in caption.get("findings") or [] if isinstance(f, str)
+                and not f.startswith(OVER_LIMIT)]
+    text = caption.get("text")
+    if limits and limits.max_chars and isinstance(text, str):
+        size = length(text, limits.unit)
+        if size > limits.max_chars:
+            findings.append(f"{OVER_LIMIT}{size} of {limits.max_chars} ({limits.unit}); "
+                            "shorten it before posting")
+    return {**caption, "findings": findings}

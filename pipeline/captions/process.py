@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
+from pipeline.ffmpeg import die_with_parent
+
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
@@ -63,7 +65,8 @@ def run_capped(argv: list[str], stdin: bytes, timeout: float, cap: int) -> Finis
     seconds or `cap` bytes of stdout. OSError when the program cannot start."""
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, bufsize=0,
-                            start_new_session=os.name == "posix")
+                            start_new_session=os.name == "posix",
+                            preexec_fn=die_with_parent if os.name == "posix" else None)
     assert proc.stdin and proc.stdout and proc.stderr
     out = _Collector(proc.stdout.fileno(), cap, tail=False)
     err = _Collector(proc.stderr.fileno(), TAIL, tail=True)

@@ -94,7 +94,8 @@ def _with_captions(job: Job, out: JobResult) -> JobResult:
         if request is None:
             continue
         target = (job.out_dir / made.path).with_suffix(".caption.txt")
-        kept = None if force_captions else kept_caption(job.previous.get(made.path), target)
+        kept = None if force_captions else kept_caption(job.previous.get(made.path), target,
+                                                        request.limits)
         if kept is not None:        # a person approved or edited it: never overwritten
             out.results[index] = replace(made, caption=kept)
             continue

@@ -116,6 +116,8 @@ def test_redacted_urls_keep_no_user_password_query_or_fragment():
     assert redact_url("https://user:hunter2@api.example.com:8443/v1?key=sk-123#frag") == \
         "https://api.example.com:8443/v1"
     assert "sk-" not in redact_url("http://h/v1?api_key=sk-1")
+    assert redact_url("http://u:p@h:99999/v1") == redact_url("http://h:abc/") == \
+        "<unparsable URL>"
 
 
 @pytest.mark.slow
