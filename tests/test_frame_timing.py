@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from pipeline.analysis.subjects import Subject
 from pipeline.ffmpeg import FfmpegError
+from pipeline.ffmpeg import ffmpeg_exe as pipeline_ffmpeg
 from pipeline.model import Asset, VariantResult, VideoInfo
 from pipeline.planning import Choices, plan_video
 from pipeline.planning.camera import Pin, camera_path
@@ -68,6 +69,13 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def _is_encode(pid: int) -> bool:
+    """The helper's ffmpeg running its encode: not the `ffmpeg -version` imageio-ffmpeg
+    runs to find the binary, nor a child between fork and exec (still Python)."""
+    argv = _cmdline(pid).split(b"\0")
+    return argv[0] == pipeline_ffmpeg().encode() and b"testsrc2=d=120" in argv
+
+
 def _all_pids() -> list[int]:
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
 
@@ -95,9 +103,8 @@ def _orphan_after_kill(mode: str, patience: float) -> tuple[int, bool]:
     parent = subprocess.Popen([sys.executable, "-c", HELPER, mode], cwd=ROOT,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
-        # The encode, not the `ffmpeg -version` imageio-ffmpeg runs to find the binary.
         (child,) = wait_for(lambda: [pid for pid in children(parent.pid)
-                                     if b"testsrc2" in _cmdline(pid)], "ffmpeg to start")
+                                     if _is_encode(pid)], "ffmpeg to start")
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
         try:
