@@ -1,9 +1,10 @@
 """Video probe with PyAV: a typed VideoInfo, and damaged files caught here.
 
-Reads the container and stream headers, decodes the first frame (proving the
-codec is readable and giving the display rotation), samples packet timing
-for variable frame rate, and reads the packets near the end so a truncated
-file is reported now, not halfway through an encode.
+Reads the container and stream headers (a master lasts until its last stream
+ends; its picture's own length is kept beside that), decodes the first frame
+(proving the codec is readable and giving the display rotation), samples
+packet timing for variable frame rate, and reads the packets near the end so
+a truncated file is reported now, not halfway through an encode.
 """
 
 from __future__ import annotations
