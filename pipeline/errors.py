@@ -72,6 +72,11 @@ class WriteError(RenderError):
     fault."""
 
 
+class ProcessDied(RenderError):
+    """A process of the render died (out of memory, killed by a signal): nothing
+    is known to be wrong with the master, so trying again may work."""
+
+
 def write_error(exc: OSError, target: object, path: str | None = None,
                 preset: str | None = None) -> WriteError:
     """One clear line for a failed write: what happened to which output, and the fix."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import IO, Any
 
-from pipeline.errors import RenderError
+from pipeline.errors import ProcessDied, RenderError, WriteError
 from pipeline.progress import report, reporting
 
 STDERR_TAIL_LINES = 15
@@ -48,13 +48,24 @@ class FfmpegError(RenderError):
         self.stderr_tail = stderr_tail
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (_rebuild, (self.message, self.argv, self.stderr_tail, self.path, self.preset,
-                           self.hint))
+        return (_rebuild, (type(self), self.message, self.argv, self.stderr_tail, self.path,
+                           self.preset, self.hint))
 
 
-def _rebuild(message: str, argv: list[str], tail: str, path: str | None, preset: str | None,
-             hint: str | None) -> FfmpegError:
-    return FfmpegError(message, argv=argv, stderr_tail=tail, path=path, preset=preset, hint=hint)
+class FfmpegWriteError(FfmpegError, WriteError):
+    """ffmpeg could not write its output: the disk is full or read-only."""
+
+
+class FfmpegDied(FfmpegError, ProcessDied):
+    """ffmpeg was killed by a signal (out of memory, or by someone)."""
+
+
+DISK_WORDS = ("No space left on device", "Read-only file system", "Disk quota exceeded")
+
+
+def _rebuild(cls: type[FfmpegError], message: str, argv: list[str], tail: str,
+             path: str | None, preset: str | None, hint: str | None) -> FfmpegError:
+    return cls(message, argv=argv, stderr_tail=tail, path=path, preset=preset, hint=hint)
 
 
 @lru_cache(maxsize=1)
@@ -140,8 +151,10 @@ def run_ffmpeg(argv: Sequence[str], label: str, seconds: float | None = None) ->
     if code != 0:
         tail = "\n".join(stderr.decode("utf-8", "replace").strip().splitlines()[
             -STDERR_TAIL_LINES:])
-        raise FfmpegError(f"ffmpeg failed (exit {code}): {_last_error(tail)}",
-                          argv=argv, stderr_tail=tail, path=label, hint=diagnose(tail))
+        kind = (FfmpegDied if code < 0 else FfmpegWriteError
+                if any(words in tail for words in DISK_WORDS) else FfmpegError)
+        raise kind(f"ffmpeg failed (exit {code}): {_last_error(tail)}",
+                   argv=argv, stderr_tail=tail, path=label, hint=diagnose(tail))
 
 
 def _follow(lines: IO[bytes], seconds: float) -> None:

@@ -9,10 +9,17 @@ Manifest format (schema_version 1):
     {"schema_version": 1, "generator": "repurpose X.Y.Z",
      "variants": [{source, preset, path, media, width, height, bytes, sha256,
                    status, warnings, checks: [{name, ok, expected, actual}],
-                   quality, key, group, order, plan}],
+                   quality, key, group, order, plan, caption,
+                   duration, fps, codec, audio}],
      "errors": [{source, preset, error, hint}],
      "warnings": ["shoot.yaml: sources.x.jpg matches no master", ...]}
 `path` is relative to OUT; `status` is rendered, unchanged, failed or planned.
+Video entries also say what their written file is, read back from it:
+`duration` (seconds, a float, until its last stream ends), `fps` (the constant
+frame rate as an exact fraction string: "30", "25", "30000/1001"), `codec` (the
+picture's codec, "h264") and `audio` (the sound's codec, "aac", or false for a
+silent file). Unchanged entries carry them over; failed and planned entries
+have them null; photo entries have none of them.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, PipelineError, RenderError, ShootError, write_error
+from pipeline.errors import ConfigError, PipelineError, ProcessDied, ShootError, write_error
 from pipeline.ingest import Found, ingest
 from pipeline.model import Job, JobResult, VariantResult
 from pipeline.outputs import (
@@ -247,7 +247,7 @@ def _execute(planned: list[Job], workers: int, take: Callable[[JobResult], None]
                 outcome = future.result()
             except BrokenProcessPool:
                 # A worker was killed (out of memory, a signal): its masters fail, clearly.
-                outcome = JobResult(errors=[RenderError(
+                outcome = JobResult(errors=[ProcessDied(
                     "the process rendering this master stopped unexpectedly", path=job.asset.label,
                     hint="it may have run out of memory; retry with --jobs 1")])
             reports.put((number, 1.0))

@@ -33,7 +33,8 @@ from pipeline.planning.camera import Pin, camera_path
 from pipeline.presets import load_catalog
 from pipeline.probe import probe_video
 from pipeline.render import videojob
-from pipeline.render.video import encode_all, frame_crop, path_expression
+from pipeline.render.passes import encode_all
+from pipeline.render.video import frame_crop, path_expression
 from pipeline.runner import run
 
 ROOT = Path(__file__).resolve().parent.parent

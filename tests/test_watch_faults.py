@@ -21,8 +21,15 @@ import pytest
 from conftest import ROOT, run_cli
 from PIL import Image
 
-from pipeline.errors import ConfigError, InputError, PipelineError, RenderError, WriteError
-from pipeline.ffmpeg import FfmpegError
+from pipeline.errors import (
+    ConfigError,
+    InputError,
+    PipelineError,
+    ProcessDied,
+    RenderError,
+    WriteError,
+)
+from pipeline.ffmpeg import FfmpegDied, FfmpegError, FfmpegWriteError, ffmpeg_exe, run_ffmpeg
 from pipeline.planning.common import PlanError
 from pipeline.watch.faults import MAX_WAIT_S, backoff, transient
 
@@ -173,6 +180,19 @@ def inbox_at(folder: Path) -> Path:
 # ------------------------------------------------------------------------- which faults
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_ffmpeg_on_a_full_disk_is_a_write_error_and_pickles_as_one():
+    import pickle
+
+    argv = [ffmpeg_exe(), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+            "testsrc2=s=320x240:d=2", "-f", "rawvideo", "-y", "/dev/full"]
+    with pytest.raises(FfmpegWriteError) as caught:
+        run_ffmpeg(argv, "clip.mp4")
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert type(again) is FfmpegWriteError and transient([again])
+    assert "disk is full" in (again.hint or "")
+
+
 def test_only_faults_outside_the_master_are_transient():
     definite = [InputError("truncated"), ConfigError([]), PlanError("needs 30x upscale"),
                 RenderError("output fails its preset's checks: dimensions"),
@@ -181,10 +201,11 @@ def test_only_faults_outside_the_master_are_transient():
     for error in definite:
         assert not transient([error]), error
     assert transient([WriteError("disk full: cannot write out/x.jpg")])
-    assert transient([RenderError("the process rendering this master stopped unexpectedly")])
-    assert transient([FfmpegError("ffmpeg failed (exit -9): killed")])
-    assert transient([FfmpegError("ffmpeg failed (exit 1): x", stderr_tail="x.part: No space "
-                                  "left on device")])
+    assert transient([ProcessDied("the process rendering this master stopped unexpectedly")])
+    assert transient([FfmpegDied("ffmpeg failed (exit -9): killed")])
+    assert transient([FfmpegWriteError("ffmpeg failed (exit 1): x", stderr_tail="x.part: No "
+                                       "space left on device")])
+    assert not transient([RenderError("stopped unexpectedly")])     # types decide, not words
     assert not transient([WriteError("disk full"), PlanError("too small")])
     assert not transient([])
     assert [backoff(30, n) for n in (1, 2, 3)] == [30, 60, 120]

@@ -11,37 +11,25 @@ built with ffmpeg-python, which escapes every filter argument, and compiled to
 an argv list (golden tests pin it). Outputs are written under hidden
 temporary names, verified, then renamed.
 
-When ffmpeg fails the pass, each variant's chain is tried alone on a moment of
-the master (the failure path only): a variant that cannot be rendered fails
-with its own reason, and the pass runs again without it.
+Running the pass (and what follows it: cuts from a shared encode, effects, a
+failed pass retried without the variant at fault) is pipeline.render.passes.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-import av
 import ffmpeg
 
-from pipeline.errors import RenderError
-from pipeline.ffmpeg import FfmpegError, compile_argv, ffmpeg_exe, first_error, run_ffmpeg
-from pipeline.loudness import Gain, Measured, gain_for, measure
+from pipeline.ffmpeg import compile_argv
+from pipeline.loudness import Gain
 from pipeline.model import VideoPlan
-from pipeline.render.effects import apply_effect
-from pipeline.render.shared import derive, families, keyframes
-from pipeline.subtitles.files import write_ass
-from pipeline.subtitles.layout import FONTS, Frame, styles
-from pipeline.subtitles.plan import cues_of
+from pipeline.subtitles.layout import FONTS
 
 BLUR_SHRINK = 8            # the blur-pad backdrop is blurred at 1/8 of the frame
-RENORMALISE_DB = 1.0       # an effect's output further off its loudness target is corrected
 
 
 def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path],
@@ -311,212 +299,3 @@ def edit_args(plan: VideoPlan, metadata: str = "default") -> dict[str, Any]:
 def _aac(plan: VideoPlan) -> dict[str, Any]:
     return {"c:a": "aac", "b:a": f"{plan.audio_kbps}k", "ar": plan.sample_rate,
             "ac": plan.channels}
-
-
-def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path], label: str,
-               metadata: str = "default",
-               folders: Sequence[Path] = ()) -> Encoded:
-    """Render every plan into its output path with one ffmpeg run (variants that
-    differ only in their cut share one picture encode; a variant with an effect
-    gets a lossless copy from the pass, edited and encoded by its effect, whose
-    module is looked up in `folders` first). What befell single variants is
-    returned by plan index: a variant ffmpeg cannot render (the others are
-    rendered without it), a derivation that failed (its output is not written),
-    an effect that failed (the variant is written without it, and noted). A
-    failure of the pass that is no single variant's fault raises."""
-    for target in outputs:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    measured = _measure_segments(source, plans)
-    gains = [gain_for(m, *p.loudness) if p.loudness and p.audio else None
-             for m, p in zip(measured, plans, strict=True)]
-    scratch = Path(tempfile.mkdtemp(prefix="repurpose-ass-"))
-    burn = {i: scratch / f"{i}.ass" for i, plan in enumerate(plans)
-            if plan.subtitles and plan.subtitles.burn}
-    try:
-        for index, ass in burn.items():
-            write_burn(plans[index], ass)
-        done = _isolating(Pass(source.absolute(), plans, outputs, label, metadata, folders,
-                               gains, burn))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    for index in done.failures:
-        outputs[index].unlink(missing_ok=True)
-    return done
-
-
-@dataclass(frozen=True)
-class Pass:
-    """Everything one master's render needs, by plan index."""
-
-    source: Path                       # absolute: a name starting with "-" is never an option
-    plans: Sequence[VideoPlan]
-    outputs: Sequence[Path]
-    label: str
-    metadata: str
-    folders: Sequence[Path]
-    gains: Sequence[Gain | None]
-    burn: dict[int, Path]              # the ASS file burned into a plan's picture
-
-
-TRIAL_SECONDS = 0.3     # of the master, read by each variant's trial after a failed pass
-
-
-def _isolating(work: Pass) -> Encoded:
-    """One pass over every plan. When ffmpeg fails it, each variant's chain is tried
-    alone on a moment of the master, into nothing: those that fail on their own
-    fail with their reason, and the pass is run again without them. When none, or
-    all, fail alone, the fault is not one variant's (a full disk, a damaged master)
-    and the pass's error stands for every variant."""
-    everyone = list(range(len(work.plans)))
-    try:
-        return _encode(work, everyone)
-    except FfmpegError:
-        faults = {i: fault for i in everyone if (fault := _trial(work, i)) is not None}
-        if not faults or len(faults) == len(everyone):
-            raise
-    rest = [i for i in everyone if i not in faults]
-    try:
-        done = _encode(work, rest)
-    except RenderError as again:
-        done = Encoded(failures={i: again for i in rest})
-    done.failures.update(faults)
-    return done
-
-
-def _trial(work: Pass, index: int) -> FfmpegError | None:
-    """Why ffmpeg cannot render this variant on its own, or None when it can."""
-    plan = work.plans[index]
-    argv = build_argv(work.source, [plan], [Path(os.devnull)], ffmpeg_exe(), work.metadata,
-                      [work.gains[index]], burn=[work.burn.get(index)], trial=TRIAL_SECONDS)
-    try:
-        run_ffmpeg(argv, work.label)
-    except FfmpegError as exc:
-        return FfmpegError(f"ffmpeg cannot render this variant: {first_error(exc.stderr_tail)} "
-                           f"(the master's other variants were rendered without this one)",
-                           argv=exc.argv, stderr_tail=exc.stderr_tail, path=work.label,
-                           preset=plan.preset, hint=exc.hint)
-    return None
-
-
-def _encode(work: Pass, chosen: Sequence[int]) -> Encoded:
-    """The pass over the `chosen` plans, then what follows it for each (cuts from a
-    shared encode, effects). Raises FfmpegError when the pass fails."""
-    plans = [work.plans[i] for i in chosen]
-    outputs = [work.outputs[i] for i in chosen]
-    shared = families(plans)
-    derived = {i: family for family in shared for i in family.derived}
-    sounds = {i: outputs[i].with_name(outputs[i].name + ".m4a") for i in derived
-              if plans[i].audio}
-    edits = {i: outputs[i].with_name(outputs[i].name + ".edit.mkv")
-             for i, plan in enumerate(plans) if plan.effect}
-    # Derived variants without audio need nothing from the pass; the rest do.
-    run = [i for i in range(len(plans)) if i not in derived or i in sounds]
-    marks = {family.carrier: keyframes(plans, family) for family in shared}
-    first, last = span(plans)
-    roles: list[Role] = ["audio" if i in derived else "edit" if i in edits else "final"
-                         for i in run]
-    try:
-        run_ffmpeg(build_argv(work.source, [plans[i] for i in run],
-                              [sounds.get(i, edits.get(i, outputs[i])).absolute() for i in run],
-                              ffmpeg_exe(), work.metadata, [work.gains[chosen[i]] for i in run],
-                              roles=roles, keyframes=[marks.get(i, ()) for i in run],
-                              burn=[work.burn.get(chosen[i]) for i in run]), work.label,
-                   seconds=(last - first) / 1000)
-        done = Encoded()
-        for index, family in derived.items():
-            try:
-                derive(outputs[family.carrier], plans[family.carrier], plans[index],
-                       sounds.get(index), outputs[index], work.label)
-            except (RenderError, av.FFmpegError) as exc:
-                done.failures[index] = _failed_step(exc, plans[index], work.label)
-        for index, edit in edits.items():
-            _finish_effect(work, plans[index], edit, outputs[index], done, index)
-    finally:
-        for leftover in (*sounds.values(), *edits.values()):
-            leftover.unlink(missing_ok=True)
-    return Encoded({chosen[i]: e for i, e in done.failures.items()},
-                   {chosen[i]: n for i, n in done.notes.items()})
-
-
-def _finish_effect(work: Pass, plan: VideoPlan, edit: Path, target: Path, done: Encoded,
-                   index: int) -> None:
-    """Apply a variant's effect to its lossless copy; a failed hook never loses the
-    render: the variant is then encoded without it, and says so."""
-    try:
-        apply_effect(plan, edit, target, work.folders, work.label)
-        renormalise(plan, target, work.metadata, work.label)
-    except RenderError as exc:
-        try:
-            run_ffmpeg(finish_argv(plan, edit, target, work.metadata), work.label)
-        except RenderError as again:
-            done.failures[index] = again
-            return
-        done.notes[index] = f"{exc.message}; rendered without the effect ({exc.hint})"
-
-
-@dataclass
-class Encoded:
-    """What befell single variants after the pass, by plan index."""
-
-    failures: dict[int, RenderError] = field(default_factory=dict)   # not written
-    notes: dict[int, str] = field(default_factory=dict)              # written, with a note
-
-
-def write_burn(plan: VideoPlan, target: Path) -> None:
-    """The ASS file libass burns into one variant."""
-    assert plan.subtitles is not None
-    subs = plan.subtitles
-    left, top, right, bottom = subs.frame
-    frame = Frame(plan.size[0], plan.size[1], left, top, right, bottom)
-    write_ass(cues_of(subs), styles()[subs.style], frame, target)
-
-
-def renormalise(plan: VideoPlan, target: Path, metadata: str, label: str) -> None:
-    """Bring an effect's output back to the preset's loudness when the effect
-    changed it (fades, music): the audio is re-encoded, the picture copied."""
-    if not (plan.audio and plan.loudness):
-        return
-    gain = gain_for(measure(target), *plan.loudness)
-    if abs(gain.db) < RENORMALISE_DB and gain.limit >= 1.0:
-        return
-    fixed = target.with_name(target.name + ".loud.mp4")
-    stream = ffmpeg.input(str(target.absolute()))
-    sound = stream.audio.filter("volume", f"{gain.db:.2f}dB").filter(
-        "alimiter", limit=f"{gain.limit:.4f}", level=0, latency=1)
-    args = {**audio_args(plan), "f": "mp4", "c:v": "copy", "movflags": "+faststart",
-            "map_metadata": 0}
-    try:
-        run_ffmpeg(compile_argv(ffmpeg.output(stream.video, sound, str(fixed.absolute()),
-                                              **args), ffmpeg_exe()), label)
-        os.replace(fixed, target)
-    finally:
-        fixed.unlink(missing_ok=True)
-
-
-def finish_argv(plan: VideoPlan, edit: Path, target: Path, metadata: str) -> list[str]:
-    """Encode a variant's lossless intermediate with its preset's settings as it is."""
-    stream = ffmpeg.input(str(edit.absolute()))
-    return compile_argv(ffmpeg.output(stream, str(target.absolute()),
-                                      **encoder_args(plan, metadata)), ffmpeg_exe())
-
-
-def _failed_step(exc: Exception, plan: VideoPlan, label: str) -> RenderError:
-    if isinstance(exc, RenderError):
-        return exc
-    return RenderError(f"cutting from the shared encode failed: {exc}", path=label,
-                       preset=plan.preset, hint="render again with --force; please report it")
-
-
-def _measure_segments(source: Path, plans: Sequence[VideoPlan]) -> list[Measured | None]:
-    """One audio-only meter run per distinct kept segment that has a loudness target."""
-    cache: dict[tuple[int, int], Measured | None] = {}
-    out: list[Measured | None] = []
-    for plan in plans:
-        if not (plan.audio and plan.loudness):
-            out.append(None)
-            continue
-        (segment,) = plan.segments
-        if segment not in cache:
-            cache[segment] = measure(source, *segment)
-        out.append(cache[segment])
-    return out

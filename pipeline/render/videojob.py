@@ -20,9 +20,9 @@ from pipeline.planning.reframe import needs_subjects
 from pipeline.planning.video import needs_analysis, window
 from pipeline.probe import probe_video
 from pipeline.render.cover import cover
+from pipeline.render.passes import encode_all
 from pipeline.render.photo import Master
 from pipeline.render.results import all_failed, failed, plan_each, result, with_facts
-from pipeline.render.video import encode_all
 from pipeline.schema import Preset, SpeechOptions
 from pipeline.speech import transcribe
 from pipeline.subtitles.cues import Cue

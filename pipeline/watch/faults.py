@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
-from pipeline.errors import PipelineError, RenderError, WriteError
+from pipeline.errors import ProcessDied, WriteError
 
 MAX_ATTEMPTS = 3            # renders of one master whose worker died, before Failed/
 MAX_WAIT_S = 900.0          # the longest pause between tries
-# Until the renderer says so with a type of its own: a worker process that died, and
-# ffmpeg killed by a signal (negative exit: out of memory, killed), or writing on a
-# disk that refused it.
-_DIED = re.compile(r"stopped unexpectedly|ffmpeg failed \(exit -\d+\)")
-_DISK = ("No space left on device", "Read-only file system", "Disk quota exceeded")
 
 
 def transient(errors: Sequence[BaseException]) -> bool:
@@ -31,14 +25,12 @@ def transient(errors: Sequence[BaseException]) -> bool:
 
 def disk_fault(error: BaseException) -> bool:
     """A write the output disk refused: the whole watcher pauses, no master is blamed."""
-    if isinstance(error, WriteError):
-        return True
-    tail = getattr(error, "stderr_tail", "")
-    return isinstance(error, RenderError) and any(words in tail for words in _DISK)
+    return isinstance(error, WriteError)
 
 
 def died(error: BaseException) -> bool:
-    return isinstance(error, PipelineError) and bool(_DIED.search(error.message))
+    """A process of the render died (a worker, or ffmpeg killed by a signal)."""
+    return isinstance(error, ProcessDied)
 
 
 def backoff(first: float, tries: int) -> float:
