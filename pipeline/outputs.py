@@ -63,11 +63,34 @@ def short_name(text: str, limit: int) -> str:
     return "".join(kept) + mark
 
 
+SIDE_ROOM = 12      # bytes a temporary name leaves free for a side file's tag (side_path)
+
+
 def temp_path(final: Path) -> Path:
     """The hidden name a file is written under before it takes `final`'s name:
     `.{name}.{pid}.part`, the name shortened when it would pass NAME_MAX."""
     suffix = f".{os.getpid()}.part"
-    return final.parent / f".{short_name(final.name, NAME_MAX - 1 - len(suffix))}{suffix}"
+    room = NAME_MAX - 1 - len(suffix) - SIDE_ROOM
+    return final.parent / f".{short_name(final.name, room)}{suffix}"
+
+
+def side_path(temp: Path, tag: str) -> Path:
+    """A scratch file beside a temporary output (its sound, a lossless copy for an
+    effect), named `.{name}.{tag}.{pid}.part` so remove_stale_temps knows it too."""
+    match = TEMP_NAME.fullmatch(temp.name)
+    if match is None or len(tag) >= SIDE_ROOM:
+        raise ValueError(f"{temp.name!r} is not a temporary name of ours")
+    return temp.with_name(f".{match['name']}.{tag}.{match['pid']}.part")
+
+
+def claim(path: Path) -> Path:
+    """Create `path` empty for a program that opens it by name to write (ffmpeg -y,
+    PyAV): whatever had that name (a link planted there) is removed, never followed,
+    and the program then writes into our own regular file."""
+    path.unlink(missing_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                     0o666))
+    return path
 
 
 def atomic_write(path: Path, data: bytes, verify: Callable[[Path], None] | None = None) -> None:

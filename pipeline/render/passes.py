@@ -24,6 +24,7 @@ from pipeline.errors import RenderError, write_error
 from pipeline.ffmpeg import FfmpegError, compile_argv, ffmpeg_exe, first_error, run_ffmpeg
 from pipeline.loudness import Gain, Measured, gain_for, measure
 from pipeline.model import VideoPlan
+from pipeline.outputs import claim, side_path
 from pipeline.render.effects import apply_effect
 from pipeline.render.shared import derive, families, keyframes
 from pipeline.render.video import Role, audio_args, build_argv, encoder_args, span
@@ -126,9 +127,9 @@ def _encode(work: Pass, chosen: Sequence[int]) -> Encoded:
     outputs = [work.outputs[i] for i in chosen]
     shared = families(plans)
     derived = {i: family for family in shared for i in family.derived}
-    sounds = {i: outputs[i].with_name(outputs[i].name + ".m4a") for i in derived
+    sounds = {i: claim(side_path(outputs[i], "m4a")) for i in derived
               if plans[i].audio}
-    edits = {i: outputs[i].with_name(outputs[i].name + ".edit.mkv")
+    edits = {i: claim(side_path(outputs[i], "edit"))
              for i, plan in enumerate(plans) if plan.effect}
     # Derived variants without audio need nothing from the pass; the rest do.
     run = [i for i in range(len(plans)) if i not in derived or i in sounds]
@@ -200,7 +201,7 @@ def renormalise(plan: VideoPlan, target: Path, metadata: str, label: str) -> Non
     gain = gain_for(measure(target), *plan.loudness)
     if abs(gain.db) < RENORMALISE_DB and gain.limit >= 1.0:
         return
-    fixed = target.with_name(target.name + ".loud.mp4")
+    fixed = claim(side_path(target, "loud"))
     stream = ffmpeg.input(str(target.absolute()))
     sound = stream.audio.filter("volume", f"{gain.db:.2f}dB").filter(
         "alimiter", limit=f"{gain.limit:.4f}", level=0, latency=1)

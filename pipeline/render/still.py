@@ -113,7 +113,6 @@ def render_stills(job: Job, master: Master, todo: list[tuple[Preset, VideoPlan]]
     """Render every planned video variant of a photo master with one ffmpeg run."""
     from pipeline.render.videojob import cleanup, publish_all, temp_paths
 
-    temps = temp_paths(job, todo)
     bed = Path(job.choices.audio_bed) if job.choices.audio_bed else None
     measured = measure(bed) if bed else None
     gains = [gain_for(measured, *plan.loudness) if plan.audio and plan.loudness else None
@@ -124,8 +123,7 @@ def render_stills(job: Job, master: Master, todo: list[tuple[Preset, VideoPlan]]
             path = Path(scratch) / f"frame{index}.png"
             frame_for(master, plan).save(path, compress_level=1)
             frames.append(path)
-        for target in temps:
-            target.parent.mkdir(parents=True, exist_ok=True)
+        temps = temp_paths(job, todo)
         try:
             run_ffmpeg(build_argv(frames, [p for _, p in todo], [t.absolute() for t in temps],
                                   bed.absolute() if bed else None, gains, ffmpeg_exe()),

@@ -13,7 +13,7 @@ from pipeline.checks import check_video, read_video
 from pipeline.errors import InputError, PipelineError, RenderError
 from pipeline.metadata import PhotoMeta
 from pipeline.model import Job, JobResult, PhotoInfo, VariantResult, VideoInfo, VideoPlan
-from pipeline.outputs import atomic_write, sha256_file, temp_path
+from pipeline.outputs import atomic_write, claim, sha256_file, temp_path
 from pipeline.planning import plan_video
 from pipeline.planning.common import plan_key
 from pipeline.planning.reframe import needs_subjects
@@ -172,7 +172,16 @@ def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> N
 
 def temp_paths(job: Job, todo: list[tuple[Preset, VideoPlan]]) -> list[Path]:
     """Hidden names beside each final output, for ffmpeg to write into."""
-    return [temp_path(job.out_dir / plan.output) for _, plan in todo]
+    temps: list[Path] = []
+    try:
+        for _, plan in todo:
+            final = job.out_dir / plan.output
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temps.append(claim(temp_path(final)))
+    except BaseException:
+        cleanup(temps)
+        raise
+    return temps
 
 
 def cleanup(temps: list[Path]) -> None:
@@ -210,7 +219,7 @@ def publish(job: Job, preset: Preset, plan: VideoPlan, temp: Path, final: Path) 
     if plan.subtitles and plan.subtitles.sidecars:
         for fmt in plan.subtitles.sidecars:     # caption files beside the video
             caption = final.with_suffix(f".{fmt}")
-            scratch = temp_path(caption)
+            scratch = claim(temp_path(caption))
             write_sidecar(cues_of(plan.subtitles), scratch, fmt)
             os.replace(scratch, caption)
     return with_facts(replace(result(job.asset, plan, "rendered"), bytes=size, sha256=digest,

@@ -309,3 +309,27 @@ def test_a_linked_content_shoot_yaml_is_not_read(tmp_path, astronaut):
     with pytest.raises(ConfigError, match="is a link"):
         load_shoot(folder, trusted=False)
     assert load_shoot(folder).shoot.brief.title == "private"     # the operator's own link
+
+
+def test_links_planted_at_temporary_names_are_never_written_through(tmp_path, astronaut):
+    from videomedia import make_video, video_presets_dir
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    masters = tmp_path / "in"
+    masters.mkdir()
+    make_video(masters / "clip.mp4", seconds=1)
+    astronaut.save(masters / "a.jpg")
+    out = tmp_path / "out"
+    pid = os.getpid()                   # jobs=1 renders in this process: its temp names
+    planted = [out / "tv-wide" / f".clip.mp4.{pid}.part", out / "x-image" / f".a.jpg.{pid}.part",
+               out / "x-image" / f".a.caption.txt.{pid}.part"]
+    for link in planted:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(victim)
+    report = run([masters], out, [video_presets_dir(tmp_path)], ["tv-wide", "x-image"], jobs=1)
+    assert not report.errors, report.errors
+    assert victim.read_text() == "precious"
+    assert (out / "tv-wide" / "clip.mp4").stat().st_size > 1000
+    assert (out / "x-image" / "a.jpg").stat().st_size > 1000
+    assert not any(p.is_symlink() for p in planted)
