@@ -23,7 +23,7 @@ from pipeline.model import Asset
 from pipeline.presets import Catalog, Definition, load_catalog, validation_problems
 from pipeline.schema import Preset, Shoot, SourceOptions
 from pipeline.trust import Operator, content_problems, privileged_uses
-from pipeline.yamlsource import Lines, load_yaml, merge, origin, rebase
+from pipeline.yamlsource import Lines, load_mapping, merge, origin, rebase
 
 SHOOT_FILE = "shoot.yaml"
 
@@ -114,12 +114,7 @@ def load_shoot(folder: Path | None, presets_dirs: Sequence[Path] = (),
         if not trusted and folder is not None and file.is_symlink():
             raise ConfigError([Problem(str(file), None, "", "is a link; a shoot.yaml that came "
                                        "with the files must be the file itself")])
-        own, own_lines = load_yaml(file)
-        if own is None:
-            own = {}
-        if not isinstance(own, dict):
-            raise ConfigError([Problem(str(file), 1, "", "shoot.yaml holds a mapping of "
-                                                         "settings")])
+        own, own_lines = load_mapping(file, "shoot.yaml")
         if not trusted and folder is not None:
             problems = content_problems(own, own_lines, file, folder)
             if problems:

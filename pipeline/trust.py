@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from pipeline.errors import ConfigError, Problem
-from pipeline.yamlsource import KeyPath, Lines, dotted, load_yaml, origin
+from pipeline.yamlsource import KeyPath, Lines, dotted, load_mapping, origin
 
 CONTENT_HINT = ("set it in an operator config (--config FILE) instead; if you trust this "
                 "folder, render it without --untrusted, or watch with --trust-inbox")
@@ -166,12 +166,7 @@ def load_operator(file: Path | None) -> Operator:
     from pipeline.schema import Shoot
 
     file = file.absolute()
-    data, lines = load_yaml(file)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError([Problem(str(file), 1, "", "the config file holds a mapping of "
-                                                     "settings, as shoot.yaml does")])
+    data, lines = load_mapping(file, "the config file, like shoot.yaml,")
     try:
         Shoot.model_validate(data)
     except ValidationError as exc:

@@ -363,3 +363,14 @@ def merge(base: Any, base_lines: Lines, over: Any, over_lines: Lines) -> tuple[A
             lines[()] = over_lines[()]
         return out, lines
     return over, dict(over_lines)
+
+
+def load_mapping(path: Path, what: str) -> tuple[dict[Any, Any], Lines]:
+    """A YAML file of settings: a mapping (an empty file is an empty one), else a
+    ConfigError saying that `what` holds a mapping."""
+    data, lines = load_yaml(path)
+    if data is None:
+        return {}, lines
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(str(path), 1, "", f"{what} holds a mapping of settings")])
+    return data, lines
