@@ -159,8 +159,10 @@ def assign_stems(assets: Iterable[Asset],
 
 
 def _source(label: str) -> str:
-    """A source label as runs compare it: `a.jpg` and `./a.jpg` are one master."""
-    return os.path.abspath(label)
+    """A source label as runs compare it: `a.jpg` and `./a.jpg` are one master. Not
+    made absolute: a folder's masters are labelled from the folder's own name, so a
+    shoot rendered again from another working directory keeps its names."""
+    return os.path.normpath(label)
 
 
 def _stem_key(stem: str) -> str:
@@ -175,7 +177,9 @@ def _earlier_stems(previous: dict[str, dict[str, Any]]
     owners: dict[str, set[str]] = {}
     names: dict[str, set[str]] = {}
     for path, entry in previous.items():
-        if not isinstance(entry.get("source"), str):
+        # Only outputs that exist hold a name (a failed entry leaves no file behind).
+        if not isinstance(entry.get("source"), str) or entry.get("status") not in (
+                "rendered", "unchanged"):
             continue
         source = _source(entry["source"])
         name = PurePosixPath(str(entry.get("path") or path)).stem

@@ -333,3 +333,17 @@ def test_a_zip_page_named_like_a_sidecar_is_reported(tmp_path):
         (error,) = found.errors
         assert error.path == f"{archive}!Design (2).txt"
         assert "is a PNG image named like a sidecar (.txt)" in str(error)
+
+
+def test_a_shoot_rendered_again_from_another_folder_keeps_its_names(tmp_path):
+    from conftest import run_cli
+
+    shoot = tmp_path / "work" / "launch"
+    shoot.mkdir(parents=True)
+    gradient(400, 300).save(shoot / "a.jpg")
+    out = tmp_path / "deliver"
+    first = run_cli("render", "launch", "--out", out, "-p", "x-image", cwd=tmp_path / "work")
+    again = run_cli("render", shoot, "--out", out, "-p", "x-image", cwd=tmp_path)
+    assert first.returncode == again.returncode == 0, again.stderr
+    assert "1 unchanged" in again.stdout
+    assert sorted(p.name for p in (out / "x-image").glob("*.jpg")) == ["a.jpg"]

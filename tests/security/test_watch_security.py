@@ -223,11 +223,16 @@ def asset(label: str, stem: str):  # type: ignore[no-untyped-def]
     return Asset(Path(label), label, stem, None, label)
 
 
+def made(source: str, path: str, status: str = "rendered") -> dict[str, str]:
+    """An earlier manifest entry."""
+    return {"status": status, "source": source, "path": path}
+
+
 def test_stems_taken_in_an_earlier_run_are_kept_and_never_shared():
-    earlier = {"x-image/photo.jpg": {"source": "/in/photo.jpg", "path": "x-image/photo.jpg"},
-               "reel/clip.part1.mp4": {"source": "/in/clip.mov", "path": "reel/clip.part1.mp4"},
-               "reel/clip.part2.mp4": {"source": "/in/clip.mov", "path": "reel/clip.part2.mp4"},
-               "x-image/Shot-2.jpg": {"source": "/in/shot.png", "path": "x-image/Shot-2.jpg"}}
+    earlier = {"x-image/photo.jpg": made("/in/photo.jpg", "x-image/photo.jpg"),
+               "reel/clip.part1.mp4": made("/in/clip.mov", "reel/clip.part1.mp4"),
+               "reel/clip.part2.mp4": made("/in/clip.mov", "reel/clip.part2.mp4"),
+               "x-image/Shot-2.jpg": made("/in/shot.png", "x-image/Shot-2.jpg")}
     new = [asset("/in/PHOTO.jpeg", "PHOTO"), asset("/in/photo.png", "photo"),
            asset("/in/photo.jpg", "photo"), asset("/in/clip.mp4", "clip"),
            asset("/in/clip.part1.mp4", "clip.part1"), asset("/in/shot.png", "shot")]
@@ -237,12 +242,14 @@ def test_stems_taken_in_an_earlier_run_are_kept_and_never_shared():
     assert stems["/in/clip.mp4"] == "clip-2" and stems["/in/clip.part1.mp4"] == "clip.part1-2"
     assert assign_stems([asset("/in/clip.mov", "clip")], earlier)[asset("/in/clip.mov",
                                                                         "clip")] == "clip"
-    named = {"x-image/a.jpg": {"source": "a.jpg", "path": "x-image/a.jpg"}}
+    named = {"x-image/a.jpg": made("a.jpg", "x-image/a.jpg")}
     assert list(assign_stems([asset("./a.jpg", "a")], named).values()) == ["a"]
-    twice = {"x-image/p.jpg": {"source": "/in/p.jpg", "path": "x-image/p.jpg"},   # an old bug
-             "x-video/p.mp4": {"source": "/in/p.png", "path": "x-video/p.mp4"}}
+    twice = {"x-image/p.jpg": made("/in/p.jpg", "x-image/p.jpg"),   # an old bug
+             "x-video/p.mp4": made("/in/p.png", "x-video/p.mp4")}
     again = assign_stems([asset("/in/p.jpg", "p"), asset("/in/p.png", "p")], twice)
     assert sorted(again.values()) == ["p", "p-2"]
+    failed = {"x-image/q.jpg": made("/in/q.jpg", "x-image/q.jpg", "failed")}
+    assert list(assign_stems([asset("/in/q.png", "q")], failed).values()) == ["q"]
 
 
 def test_long_names_fit_the_file_name_limit_and_stay_distinct():
