@@ -87,7 +87,8 @@ Fraction01 = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan anywhere: `to: .inf` would overflow every millisecond conversion.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Range(Strict):
@@ -123,8 +124,8 @@ class ImageSpec(Strict):
 class VideoSpec(Strict):
     container: Literal["mp4", "mov"] = "mp4"
     codec: Literal["h264", "hevc"] = "h264"
-    fps_min: float | None = Field(default=None, gt=0)
-    fps_max: float | None = Field(default=None, gt=0)
+    fps_min: float | None = Field(default=None, gt=0, le=240)
+    fps_max: float | None = Field(default=None, gt=0, le=240)
     bitrate_max_mbps: float | None = Field(default=None, gt=0)
     gop: Literal["closed", "closed_2_5s", "closed_half_fps"] | None = None
 
@@ -362,7 +363,7 @@ class CaptionOptions(Strict):
     strict: bool = Field(default=False, description="remove facts the sources do not hold "
                                                     "(else they are only flagged)")
     disclosure: Disclosure | None = Field(default=None, description="added to AI-written copy")
-    language: str = "en"
+    language: Annotated[str, Field(min_length=2, max_length=35)] = "en"    # a BCP 47 tag
     presets: dict[str, PresetCaptions] = Field(
         default={}, description="per preset id: its own provider, options or strict")
 
@@ -379,7 +380,8 @@ class SpeechOptions(Strict):
 
     provider: Literal["auto", "whisper", "command", "none"] = Field(
         default="auto", description="auto: whisper when repurpose[speech] is installed")
-    language: str | None = Field(default="en", description="spoken language; null: detect")
+    language: Annotated[str, Field(min_length=2, max_length=35)] | None = Field(
+        default="en", description="spoken language; null: detect")
     model: str | None = Field(default=None, description="a CTranslate2 Whisper model folder "
                                                          "(default: the bundled tiny.en)")
     command: list[str] = Field(default=[], description="program and arguments; the audio "

@@ -59,6 +59,7 @@ PRIVILEGED: tuple[Rule, ...] = (
     Rule(("speech", "provider"), "runs a speech-to-text program",
          lambda value: value == "command"),
     Rule(("speech", "command"), "runs a program"),
+    Rule(("speech", "timeout"), "sets how long the operator's speech program may run"),
     Rule(("speech", "model"), "loads a model from a folder on this machine"),
     Rule(("presets", "*", "effect"), "runs Python code on the video"),
     Rule(("overrides", "*", "effect"), "runs Python code on the video"),
@@ -68,6 +69,12 @@ PATHS: tuple[tuple[str, ...], ...] = (("audio_bed",),)   # files: inside the sho
 # would take gigabytes per frame.
 SIZES: tuple[tuple[str, ...], ...] = (("presets", "*", "size"), ("overrides", "*", "size"))
 CONTENT_MAX_SIDE = 4096
+# Frame rates content may ask for (every platform takes at most 60), and how many
+# presets of its own: a shoot needs a few, and each one is a render of every master.
+RATES: tuple[tuple[str, ...], ...] = tuple((*where, "video", key) for where in (
+    ("presets", "*"), ("overrides", "*")) for key in ("fps_min", "fps_max"))
+CONTENT_MAX_FPS = 60
+CONTENT_MAX_PRESETS = 20
 
 
 def _matches(data: Any, pattern: tuple[str, ...], at: KeyPath = ()
@@ -102,14 +109,44 @@ def content_problems(data: Any, lines: Lines, file: Path, folder: Path) -> list[
                 problems.append(_problem(file, lines, path, f"{value!r} is outside the shoot "
                                          "folder; a shoot.yaml that came with the files may "
                                          "only name files beside it"))
+    problems += _limits(data, lines, file)
+    return problems
+
+
+def _limits(data: dict[str, Any], lines: Lines, file: Path) -> list[Problem]:
+    """Content's asks that would cost gigabytes or hours: outputs over 4096 px a
+    side, over 60 fps, more than 20 presets of its own. Values are read as the
+    schema will read them ("16384" and 16384.0 are 16384)."""
+    problems = []
     for pattern in SIZES:
         for path, value in _matches(data, pattern):
-            if isinstance(value, list) and any(isinstance(v, int) and v > CONTENT_MAX_SIDE
-                                               for v in value):
+            sides = value if isinstance(value, list) else []
+            if any((_number(v) or 0) > CONTENT_MAX_SIDE for v in sides):
                 problems.append(_problem(file, lines, path, f"{value} is larger than "
                                          f"{CONTENT_MAX_SIDE} px a side; a shoot.yaml that "
                                          "came with the files cannot ask for more"))
+    for pattern in RATES:
+        for path, value in _matches(data, pattern):
+            if (_number(value) or 0) > CONTENT_MAX_FPS:
+                problems.append(_problem(file, lines, path, f"{value} fps is more than "
+                                         f"{CONTENT_MAX_FPS}; a shoot.yaml that came with the "
+                                         "files cannot ask for more"))
+    presets = data.get("presets")
+    if isinstance(presets, list) and len(presets) > CONTENT_MAX_PRESETS:
+        problems.append(_problem(file, lines, ("presets",), f"{len(presets)} presets; a "
+                                 "shoot.yaml that came with the files may define at most "
+                                 f"{CONTENT_MAX_PRESETS}"))
     return problems
+
+
+def _number(value: Any) -> float | None:
+    """A YAML value as a number, the way the schema would coerce it."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _problem(file: Path, lines: Lines, path: KeyPath, message: str) -> Problem:

@@ -52,6 +52,7 @@ ATTEMPTS = {
         "captions: {presets: {x-image: {options: {api_key_env: DB_PASSWORD}}}}",
     ("speech", "provider"): "speech: {provider: command}",
     ("speech", "command"): "speech: {command: [rm, -rf, /]}",
+    ("speech", "timeout"): "speech: {timeout: 0.001}",
     ("speech", "model"): "speech: {model: /opt/models/big}",
     ("presets", "*", "effect"):
         "presets: [{id: fx, extends: instagram-reel, effect: 'fx:run'}]",
@@ -298,6 +299,21 @@ def test_content_cannot_ask_for_gigantic_outputs(tmp_path):
         load_shoot(tmp_path, trusted=False)
     assert [p.path for p in caught.value.problems] == ["presets.0.size", "overrides.x-image.size"]
     load_shoot(tmp_path)                # the operator may
+    (tmp_path / "shoot.yaml").write_text(
+        'overrides: {x-image: {size: ["16384", 9216.0]}, x-video: {video: {fps_max: 120}}}\n'
+        "presets:\n" + "".join(f"  - {{id: p{n}, extends: x-image}}\n" for n in range(21)))
+    with pytest.raises(ConfigError) as caught:
+        load_shoot(tmp_path, trusted=False)
+    assert [p.path for p in caught.value.problems] == [
+        "overrides.x-image.size", "overrides.x-video.video.fps_max", "presets"]
+
+
+def test_infinite_and_nan_numbers_are_refused(tmp_path):
+    (tmp_path / "shoot.yaml").write_text(
+        "sources: {a.mp4: {focus: [{from: 0, to: .inf, at: [0.5, 0.5]}], trim: [0, .nan]}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_shoot(tmp_path)
+    assert {p.line for p in caught.value.problems} == {1}
 
 
 def test_a_linked_content_shoot_yaml_is_not_read(tmp_path, astronaut):
