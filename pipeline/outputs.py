@@ -197,15 +197,35 @@ def _own_stem(names: set[str]) -> str:
     return min(names)
 
 
+MAX_MANIFEST_BYTES = 64 * 1024**2     # a manifest of thousands of variants is a few MB
+OUTPUT_PATH = re.compile(r"[a-z0-9][a-z0-9-]*/[^/\\\x00]+")    # preset-id/name.ext
+
+
 def load_previous(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """Entries of the last manifest by output path; empty if none or unreadable."""
+    """Entries of the last manifest by output path; empty if none or unreadable. The
+    file may have been planted (a watch folder's Output/ is within reach of its
+    senders): it is read without following a link, size-capped, parsed defensively,
+    and only entries whose path is one of ours (`preset-id/name.ext`) are kept, so a
+    planted `/etc/passwd` entry never makes us look at, or vouch for, anything."""
     try:
-        data = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
-        if data.get("schema_version") != SCHEMA_VERSION:
+        fd = os.open(out_dir / MANIFEST, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with open(fd, "rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
             return {}
-        return {v["path"]: v for v in data.get("variants", []) if "path" in v}
-    except (OSError, ValueError, AttributeError, TypeError):
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
         return {}
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        return {}
+    variants = data.get("variants")
+    return {v["path"]: v for v in variants if isinstance(v, dict) and _ours(v.get("path"))} \
+        if isinstance(variants, list) else {}
+
+
+def _ours(path: Any) -> bool:
+    return isinstance(path, str) and OUTPUT_PATH.fullmatch(path) is not None and all(
+        part not in ("", ".", "..") for part in path.split("/"))
 
 
 def error_entry(err: PipelineError) -> dict[str, Any]:

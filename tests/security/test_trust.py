@@ -349,3 +349,26 @@ def test_links_planted_at_temporary_names_are_never_written_through(tmp_path, as
     assert (out / "tv-wide" / "clip.mp4").stat().st_size > 1000
     assert (out / "x-image" / "a.jpg").stat().st_size > 1000
     assert not any(p.is_symlink() for p in planted)
+
+
+def test_a_planted_manifest_never_breaks_a_render_or_vouches_for_other_files(tmp_path,
+                                                                            astronaut):
+    from pipeline.outputs import load_previous
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("775 bytes, say")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text("[" * 200_000 + "]" * 200_000)
+    assert load_previous(out) == {}
+    entry = {"path": str(secret), "status": "rendered", "bytes": secret.stat().st_size,
+             "source": "x", "preset": "x-image"}
+    dotted = {**entry, "path": "x-image/../../secret.txt"}
+    (out / "manifest.json").write_text(json.dumps({"schema_version": 1,
+                                                   "variants": [entry, dotted]}))
+    assert load_previous(out) == {}
+    folder = shoot(tmp_path / "in", astronaut, "targets: [x-image]\n")
+    report = run([folder], out, jobs=1, trusted=False)
+    assert not report.errors
+    body = json.loads((out / "manifest.json").read_text())
+    assert [v["path"] for v in body["variants"]] == ["x-image/a.jpg"]
