@@ -18,12 +18,24 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import IO, Any
 
 from pipeline.errors import ProcessDied, RenderError, WriteError
 from pipeline.progress import report, reporting
 
 STDERR_TAIL_LINES = 15
+# Containers a master or a sound may come in, and the one protocol it is read by. Any
+# other demuxer (HLS or DASH playlists, concat lists, image sequences) could make FFmpeg
+# read other files of this machine; a file named "http:..." is never a URL.
+DEMUXERS = "mov,matroska,avi,mpegts,mpeg,flv,mxf,asf,ogg,mp3,wav,w64,flac,aac,aiff,caf,dv"
+CONTENT_INPUT = {"format_whitelist": DEMUXERS, "protocol_whitelist": "file"}
+
+
+def content_input(path: object) -> list[str]:
+    """The ffmpeg arguments that open a file that came with the masters: `-i` last."""
+    return [arg for key, value in CONTENT_INPUT.items() for arg in (f"-{key}", value)] + [
+        "-i", str(Path(str(path)).absolute())]
 PR_SET_PDEATHSIG = 1        # <linux/prctl.h>
 _COMPONENT = re.compile(r"^(\[[^\]]* @ 0x[0-9a-f]+\] ?)+")
 GLOBAL_ARGS = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"]

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.ffmpeg import child_options, ffmpeg_exe
+from pipeline.ffmpeg import child_options, content_input, ffmpeg_exe
 
 _INTEGRATED = re.compile(r"Integrated loudness:\s+I:\s+(-?[\d.]+|-inf) LUFS")
 _PEAK = re.compile(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS")
@@ -41,7 +41,7 @@ def measure(path: Path, start_ms: int | None = None, end_ms: int | None = None,
     argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats"]
     if start_ms is not None and end_ms is not None:
         argv += ["-ss", f"{start_ms / 1000:.3f}", "-t", f"{(end_ms - start_ms) / 1000:.3f}"]
-    argv += ["-i", str(Path(path).absolute()), "-map", f"0:a:{stream}", "-vn",
+    argv += [*content_input(path), "-map", f"0:a:{stream}", "-vn",
              "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"]
     done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
                           **child_options())

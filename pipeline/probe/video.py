@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import InputError
+from pipeline.ffmpeg import CONTENT_INPUT
 from pipeline.model import Asset, AudioStream, SubtitleStream, VideoInfo
 
 # FFmpeg's AVColorPrimaries / AVColorTransferCharacteristic / AVColorSpace codes.
@@ -38,7 +39,8 @@ def probe_video(asset: Asset) -> VideoInfo:
 
     label = asset.label
     try:
-        container = av.open(str(asset.path), metadata_errors="ignore")
+        container = av.open(str(asset.path.absolute()), metadata_errors="ignore",
+                            options=dict(CONTENT_INPUT))
     except av.FFmpegError as exc:
         kinds = _top_level_boxes(asset.path)
         if b"ftyp" in kinds[:2] and b"moov" not in kinds:

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.errors import RenderError
-from pipeline.ffmpeg import child_options, ffmpeg_exe
+from pipeline.ffmpeg import CONTENT_INPUT, child_options, content_input, ffmpeg_exe
 from pipeline.model import VideoInfo
 from pipeline.render.video import tonemap_filters
 
@@ -64,7 +64,7 @@ def _scan(path: Path, info: VideoInfo, window: tuple[int, int],
     start, end = window
     spacing = max(1, (end - start) // CANDIDATES)
     best_ms, best_score, next_ms, scored = start, -1.0, start, 0
-    with av.open(str(path)) as container:
+    with av.open(str(path.absolute()), options=dict(CONTENT_INPUT)) as container:
         stream = container.streams.video[0]
         if keyframes_only:
             stream.codec_context.skip_frame = "NONKEY"
@@ -90,7 +90,7 @@ def extract(path: Path, info: VideoInfo, at_ms: int, label: str) -> Image.Image:
     """The frame at `at_ms`, full size, upright, SDR, as an RGB image."""
     chain = tonemap_filters() + ",format=rgb24" if info.hdr else "format=rgb24"
     argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error",
-            "-ss", f"{at_ms / 1000:.3f}", "-i", str(path.absolute()), "-frames:v", "1",
+            "-ss", f"{at_ms / 1000:.3f}", *content_input(path), "-frames:v", "1",
             "-vf", chain, "-f", "image2pipe", "-c:v", "png", "-"]
     done = subprocess.run(argv, capture_output=True, check=False, **child_options())
     if done.returncode != 0 or not done.stdout:

@@ -10,6 +10,7 @@ clip is silent.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Sequence
 from fractions import Fraction
@@ -19,8 +20,8 @@ from typing import Any
 import ffmpeg
 
 from pipeline.analysis.subjects import Subject
-from pipeline.errors import RenderError
-from pipeline.ffmpeg import compile_argv, ffmpeg_exe, run_ffmpeg
+from pipeline.errors import InputError, RenderError
+from pipeline.ffmpeg import CONTENT_INPUT, compile_argv, ffmpeg_exe, run_ffmpeg
 from pipeline.loudness import Gain, gain_for, measure
 from pipeline.model import (
     AudioStream,
@@ -42,6 +43,7 @@ PUSH_IN = 0.06          # the picture grows by 6 % over the clip
 SUPERSAMPLE = 2
 FADE_OUT_S = 0.8
 STILL_FPS = Fraction(30)
+MAX_LOOPS = 10_000         # of the audio bed under one clip (a 0.06 s bed under 10 minutes)
 
 
 def as_video(info: PhotoInfo, still_ms: int, with_sound: bool) -> VideoInfo:
@@ -73,12 +75,37 @@ def frame_for(master: Master, plan: VideoPlan) -> Any:
     return compose(master, photo)
 
 
+def bed_seconds(bed: Path, label: str) -> float:
+    """How long the audio bed plays; InputError when it is not a sound file in a
+    container we read (a playlist, a picture), or holds no sound."""
+    import av
+
+    hint = "set audio_bed to a WAV, MP3, M4A, FLAC or OGG file beside shoot.yaml"
+    try:
+        with av.open(str(bed.absolute()), options=dict(CONTENT_INPUT)) as container:
+            streams = container.streams.audio
+            seconds = container.duration / 1_000_000 if container.duration else 0.0
+            if streams and not seconds and streams[0].duration and streams[0].time_base:
+                seconds = float(streams[0].duration * streams[0].time_base)
+    except av.FFmpegError as exc:
+        raise InputError(f"audio_bed {bed.name} is not a sound file it can read ({exc})",
+                         path=label, hint=hint) from exc
+    if not streams or seconds <= 0:
+        raise InputError(f"audio_bed {bed.name} holds no sound", path=label, hint=hint)
+    return seconds
+
+
 def build_argv(frames: list[Path], plans: list[VideoPlan], outputs: list[Path],
-               bed: Path | None, gains: list[Gain | None], exe: str = "ffmpeg") -> list[str]:
+               bed: Path | None, gains: list[Gain | None], exe: str = "ffmpeg",
+               bed_s: float = 0.0) -> list[str]:
     sound = [p for p in plans if p.audio]
     beds = None
     if bed and sound:
-        looped = ffmpeg.input(str(bed), stream_loop=-1).audio
+        # As many loops as the longest clip needs: a bed whose header lies about its
+        # length then ends the sound early instead of looping forever.
+        longest = max(p.duration_ms for p in sound) / 1000
+        loops = min(MAX_LOOPS, math.ceil(longest / bed_s) - 1) if bed_s > 0 else 0
+        looped = ffmpeg.input(str(bed), stream_loop=max(0, loops), **CONTENT_INPUT).audio
         beds = looped.filter_multi_output("asplit", len(sound)) if len(sound) > 1 else [looped]
     outs, used = [], 0
     for frame, plan, target, gain in zip(frames, plans, outputs, gains, strict=True):
@@ -114,6 +141,11 @@ def render_stills(job: Job, master: Master, todo: list[tuple[Preset, VideoPlan]]
     from pipeline.render.videojob import cleanup, publish_all, temp_paths
 
     bed = Path(job.choices.audio_bed) if job.choices.audio_bed else None
+    try:
+        bed_s = bed_seconds(bed, job.asset.label) if bed else 0.0
+    except InputError as exc:
+        all_failed(job, todo, exc, out)
+        return
     measured = measure(bed) if bed else None
     gains = [gain_for(measured, *plan.loudness) if plan.audio and plan.loudness else None
              for _, plan in todo]
@@ -126,7 +158,8 @@ def render_stills(job: Job, master: Master, todo: list[tuple[Preset, VideoPlan]]
         temps = temp_paths(job, todo)
         try:
             run_ffmpeg(build_argv(frames, [p for _, p in todo], [t.absolute() for t in temps],
-                                  bed.absolute() if bed else None, gains, ffmpeg_exe()),
+                                  bed.absolute() if bed else None, gains, ffmpeg_exe(),
+                                  bed_s),
                        job.asset.label, seconds=max(p.duration_ms for _, p in todo) / 1000)
         except RenderError as exc:
             all_failed(job, todo, exc, out)

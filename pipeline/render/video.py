@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import ffmpeg
 
-from pipeline.ffmpeg import compile_argv
+from pipeline.ffmpeg import CONTENT_INPUT, compile_argv
 from pipeline.loudness import Gain
 from pipeline.model import VideoPlan
 from pipeline.subtitles.layout import FONTS
@@ -46,7 +46,7 @@ def build_argv(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     same chains and encoders run into ffmpeg's null muxer."""
     first, last = span(plans)
     length = last - first if trial is None else min(last - first, round(trial * 1000))
-    stream = ffmpeg.input(str(source), ss=_seconds(first), t=_seconds(length))
+    stream = ffmpeg.input(str(source), ss=_seconds(first), t=_seconds(length), **CONTENT_INPUT)
     role = list(roles) or ["final"] * len(plans)
     drawn = [r != "audio" for r in role]
     picture = stream.video

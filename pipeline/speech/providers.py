@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.analysis import cache
 from pipeline.errors import RenderError
-from pipeline.ffmpeg import GLOBAL_ARGS, child_options, ffmpeg_exe, run_ffmpeg
+from pipeline.ffmpeg import GLOBAL_ARGS, child_options, content_input, ffmpeg_exe, run_ffmpeg
 from pipeline.registry import registrar
 from pipeline.schema import SpeechOptions
 from pipeline.subtitles.cues import Cue, Word
@@ -62,7 +62,7 @@ def transcribe(master: Path, options: SpeechOptions, digest: str, label: str) ->
             pass
     with tempfile.TemporaryDirectory(prefix="repurpose-speech-") as tmp:
         audio = Path(tmp) / "speech.wav"
-        run_ffmpeg([ffmpeg_exe(), *GLOBAL_ARGS, "-i", str(master.absolute()), "-map", "0:a:0",
+        run_ffmpeg([ffmpeg_exe(), *GLOBAL_ARGS, *content_input(master), "-map", "0:a:0",
                     "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(audio)], label)
         try:
             cues = PROVIDERS[name](audio, options)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pysubs2
 
 from pipeline.errors import InputError
-from pipeline.ffmpeg import GLOBAL_ARGS, ffmpeg_exe, run_ffmpeg
+from pipeline.ffmpeg import GLOBAL_ARGS, content_input, ffmpeg_exe, run_ffmpeg
 from pipeline.model import VideoInfo
 from pipeline.subtitles.cues import Cue
 from pipeline.trust import inside
@@ -67,6 +67,6 @@ def embedded_cues(master: Path, info: VideoInfo, label: str) -> list[Cue]:
         return []
     with tempfile.TemporaryDirectory(prefix="repurpose-subs-") as tmp:
         target = Path(tmp) / "embedded.srt"
-        run_ffmpeg([ffmpeg_exe(), *GLOBAL_ARGS, "-i", str(master.absolute()), "-map",
+        run_ffmpeg([ffmpeg_exe(), *GLOBAL_ARGS, *content_input(master), "-map",
                     f"0:{stream.index}", "-f", "srt", str(target)], label)
         return load_cues(target, label)

@@ -1,0 +1,99 @@
+"""Files that came with the masters are opened as media and nothing else: a
+playlist (HLS) as a master or an audio bed never makes FFmpeg read other files
+of this machine, a file named like a URL is never fetched, and a sound with no
+sound in it fails at once instead of looping forever."""
+
+from __future__ import annotations
+
+import http.server
+import struct
+import subprocess
+import threading
+
+import pytest
+from conftest import run_cli
+from videomedia import ffmpeg_exe, make_video
+
+from pipeline.runner import run
+
+
+@pytest.fixture
+def secret_sound(tmp_path):
+    """A sound outside every shoot folder: nothing of it may reach an output."""
+    folder = tmp_path / "private"
+    folder.mkdir()
+    target = folder / "secret.aac"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=f=880:d=3",
+                    "-c:a", "aac", str(target)], check=True)
+    return target
+
+
+def playlist(points_at) -> str:
+    return ("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:3.0,\n"
+            f"{points_at}\n#EXT-X-ENDLIST\n")
+
+
+@pytest.mark.parametrize("name", ["list.m3u8", "clip.mp4"])
+def test_a_playlist_master_is_refused_and_reads_nothing(tmp_path, secret_sound, name):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / name).write_text(playlist(secret_sound))
+    report = run([folder], tmp_path / "out", jobs=1, trusted=False, only=["x-video"])
+    (error,) = report.errors
+    assert name in str(error) and "not" in error.message
+    assert not list((tmp_path / "out").rglob("*.mp4"))
+
+
+def test_a_playlist_audio_bed_fails_its_clips_with_the_reason(tmp_path, secret_sound,
+                                                              astronaut):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    astronaut.resize((512, 512)).save(folder / "a.jpg")
+    (folder / ".bed.m3u8").write_text(playlist(secret_sound))
+    (folder / "shoot.yaml").write_text("targets: [x-video]\naudio_bed: .bed.m3u8\n")
+    report = run([folder], tmp_path / "out", jobs=1, trusted=False)
+    (error,) = report.errors
+    assert "audio_bed .bed.m3u8 is not a sound file" in error.message
+    assert not list((tmp_path / "out").rglob("*.mp4"))
+
+
+def test_an_empty_sound_as_audio_bed_fails_at_once(tmp_path, astronaut):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    astronaut.resize((512, 512)).save(folder / "a.jpg")
+    header = (b"RIFF" + struct.pack("<I", 36) + b"WAVEfmt " + struct.pack(
+        "<IHHIIHH", 16, 1, 2, 48000, 192000, 4, 16) + b"data" + struct.pack("<I", 0))
+    (folder / "bed.wav").write_bytes(header)
+    (folder / "shoot.yaml").write_text("targets: [x-video]\naudio_bed: bed.wav\n")
+    done = run_cli("render", folder, "--untrusted", "--out", tmp_path / "out", timeout=120)
+    assert done.returncode == 1
+    assert "audio_bed bed.wav holds no sound" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_file_named_like_a_url_is_never_fetched(tmp_path):
+    asked: list[str] = []
+
+    class Listen(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:            # noqa: N802 - the handler's own name
+            asked.append(self.path)
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Listen)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        folder = tmp_path / "dl"
+        folder.mkdir()
+        name = f"http:127.0.0.1:{server.server_address[1]}?.mp4"
+        make_video(folder / name, seconds=1)
+        done = run_cli("render", name, "--untrusted", "--out", tmp_path / "out", "-p",
+                       "x-video", cwd=folder)
+    finally:
+        server.shutdown()
+    assert asked == []
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "x-video" / f"http:127.0.0.1:{server.server_address[1]}?.mp4"
+            ).stat().st_size > 1000
