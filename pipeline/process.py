@@ -1,4 +1,4 @@
-"""Running a caption program: the request on its stdin, at most `cap` bytes
+"""Running a program (a caption or speech command): its input on stdin, at most `cap` bytes
 of its stdout kept, the last lines of its stderr, one deadline for all of it.
 
 subprocess.run(capture_output=True) would hold everything a program prints in
