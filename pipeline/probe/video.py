@@ -30,6 +30,8 @@ HDR = {16: "pq", 18: "hlg"}
 TEXT_SUBTITLES = {"mov_text", "subrip", "srt", "ass", "ssa", "webvtt", "text", "ttml"}
 TIMING_SAMPLE = 600                  # packets looked at for frame-rate regularity
 MAX_REORDER = 16                     # frames a decoder may hold back (H.264/HEVC DPB size)
+MAX_SIDE, MAX_PIXELS = 8192, 8192 * 4352   # DCI 8K, the largest a camera records
+MAX_STRETCH = 4                      # pixel aspect: anamorphic lenses squeeze 2:1 at most
 TAIL_SECONDS = 3.0                   # how much of the end is read back for truncation
 
 
@@ -54,6 +56,7 @@ def probe_video(asset: Asset) -> VideoInfo:
             raise InputError("has no video stream", path=label,
                              hint="audio-only files are not masters; export with video")
         stream = container.streams.video[0]
+        _check_size(stream, label)          # before a frame is decoded: that is the cost
         first = _first_frame(container, stream, label)
         picture_ms = _stream_ms(stream)
         duration_ms = _duration_ms(container, picture_ms)
@@ -61,6 +64,24 @@ def probe_video(asset: Asset) -> VideoInfo:
         _check_tail(container, stream, picture_ms or duration_ms, label)
         return _info(container, stream, first, (duration_ms, picture_ms), variable,
                      asset.path)
+
+
+def _check_size(stream: Any, label: str) -> None:
+    """Refuse pictures no platform takes and that would cost gigabytes per frame: over
+    8K (8192 px a side, 8192x4352 pixels), or pixels stretched more than 4:1 (a 640x360
+    clip with a 1:250 pixel shape would be shown 90000 px tall)."""
+    ctx = stream.codec_context
+    width, height = ctx.width or 0, ctx.height or 0
+    sar = Fraction(stream.sample_aspect_ratio or 1) or Fraction(1)
+    if width <= 0 or height <= 0:
+        raise InputError("has a picture without a size", path=label,
+                         hint="export it again as MP4 (H.264) or MOV (ProRes)")
+    if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+        raise InputError(f"is {width}x{height}, larger than 8K", path=label,
+                         hint="export it at 8K (7680x4320) or smaller")
+    if not Fraction(1, MAX_STRETCH) <= sar <= MAX_STRETCH:
+        raise InputError(f"has pixels stretched {sar.numerator}:{sar.denominator}", path=label,
+                         hint="export it again with square pixels")
 
 
 def _info(container: Any, stream: Any, first: Any, lengths: tuple[int, int], variable: bool,

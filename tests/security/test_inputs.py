@@ -97,3 +97,18 @@ def test_a_file_named_like_a_url_is_never_fetched(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "x-video" / f"http:127.0.0.1:{server.server_address[1]}?.mp4"
             ).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("size,setsar,said", [
+    ("8200x64", "1", "8200x64, larger than 8K"),
+    ("320x180", "1/250", "pixels stretched 1:250"),
+])
+def test_video_masters_too_large_or_too_stretched_are_refused_before_decoding(
+        tmp_path, size, setsar, said):
+    master = tmp_path / "big.mkv"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    f"color=s={size}:r=1:d=1", "-vf", f"setsar={setsar}:max=1000",
+                    "-c:v", "ffv1", str(master)], check=True)
+    report = run([master], tmp_path / "out", jobs=1, only=["x-video"])
+    (error,) = report.errors
+    assert said in error.message
