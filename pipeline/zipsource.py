@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 # hundred MB, and media hardly compresses (JPEG, PNG and H.264 already are).
 MiB, GiB = 1024**2, 1024**3
 MAX_ZIP_MEMBERS = 1000
+MAX_ZIP_DIRECTORY_BYTES = 4 * MiB     # 1000 entries of 46 bytes, a long name and extras
 MAX_ZIP_MEMBER_BYTES = 512 * MiB
 MAX_ZIP_TOTAL_BYTES = 2 * GiB
 MAX_ZIP_RATIO = 100            # unpacked / packed; zeros deflate about 1000:1
@@ -50,18 +51,33 @@ _ZIP_FOLDER = re.compile(r"repurpose-zip-(?P<pid>[0-9]{1,10})-[A-Za-z0-9_]+")
 
 
 
-def _zip_entries(path: Path) -> int | None:
-    """How many members the ZIP's end record declares, read before zipfile builds an
-    entry per member (a forged count costs memory); None when it cannot be read."""
+def _directory(path: Path) -> tuple[int, int]:
+    """How many members the ZIP's end record declares, and the size of its central
+    directory, read before zipfile parses that directory into an entry per member
+    (both can be forged: the count is checked again after opening, and zipfile reads
+    no more of the directory than the size says); (0, 0) when they cannot be read."""
     end_record = getattr(zipfile, "_EndRecData", None)     # private, stable since 2.6
     if end_record is None:
-        return None
+        return 0, 0
     try:
         with open(path, "rb") as fp:
             end = end_record(fp)
     except OSError:
-        return None
-    return int(end[getattr(zipfile, "_ECD_ENTRIES_TOTAL", 4)]) if end else None
+        return 0, 0
+    if not end:
+        return 0, 0
+    return (int(end[getattr(zipfile, "_ECD_ENTRIES_TOTAL", 4)]),
+            int(end[getattr(zipfile, "_ECD_SIZE", 5)]))
+
+
+def _too_many(path: Path) -> str | None:
+    count, size = _directory(path)
+    if count > MAX_ZIP_MEMBERS:
+        return f"ZIP holds {count} files, more than {MAX_ZIP_MEMBERS}"
+    if size > MAX_ZIP_DIRECTORY_BYTES:
+        return (f"ZIP's list of files takes {_size(size)}, more than "
+                f"{_size(MAX_ZIP_DIRECTORY_BYTES)}")
+    return None
 
 
 def is_container_zip(path: Path) -> bool:
@@ -69,8 +85,8 @@ def is_container_zip(path: Path) -> bool:
     try:
         if not zipfile.is_zipfile(path):
             return False
-        if (_zip_entries(path) or 0) > MAX_ZIP_MEMBERS:
-            return True             # refused by _add_zip with its reason
+        if _too_many(path):
+            return True             # refused by add_zip with its reason
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
     except _ZIP_ERRORS:
@@ -79,11 +95,10 @@ def is_container_zip(path: Path) -> bool:
 
 
 def add_zip(found: Found, path: Path, label: str, shoot_dir: Path) -> None:
-    count = _zip_entries(path) or 0
-    if count > MAX_ZIP_MEMBERS:
-        found.errors.append(InputError(
-            f"ZIP holds {count} files, more than {MAX_ZIP_MEMBERS}; a design export has one "
-            "file a page", path=label, hint="download the design in parts"))
+    problem = _too_many(path)
+    if problem:
+        found.errors.append(InputError(f"{problem}; a design export has one file a page",
+                                       path=label, hint="download the design in parts"))
         return
     try:
         zf = zipfile.ZipFile(path)
@@ -92,6 +107,11 @@ def add_zip(found: Found, path: Path, label: str, shoot_dir: Path) -> None:
                                        hint="download or export the ZIP again"))
         return
     with zf:
+        if len(zf.infolist()) > MAX_ZIP_MEMBERS:      # the end record's count was forged
+            found.errors.append(InputError(
+                f"ZIP holds more than {MAX_ZIP_MEMBERS} files; a design export has one file "
+                "a page", path=label, hint="download the design in parts"))
+            return
         _extract_pages(found, zf, label, shoot_dir, _private_folder(found))
 
 

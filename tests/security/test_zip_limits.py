@@ -182,6 +182,32 @@ def test_the_member_count_is_capped_before_the_directory_is_read(tmp_path):
         assert not found.assets and not found._tempdirs
 
 
+def test_a_forged_member_count_is_caught_after_opening(tmp_path):
+    archive = tmp_path / "forged.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in range(MAX_ZIP_MEMBERS + 500):
+            zf.writestr(f"p{n}.png", b"x")
+    data = bytearray(archive.read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", data, end + 8, 1, 1)          # "one member" on disk and in all
+    archive.write_bytes(bytes(data))
+    with ingest([archive]) as found:
+        (error,) = found.errors
+        assert f"more than {MAX_ZIP_MEMBERS} files" in str(error)
+        assert not found.assets
+
+
+def test_a_huge_central_directory_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(zipsource, "MAX_ZIP_DIRECTORY_BYTES", 4096)
+    archive = tmp_path / "long-names.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in range(40):
+            zf.writestr(f"{'page' * 50}{n}.png", b"x")
+    with ingest([archive]) as found:
+        (error,) = found.errors
+        assert "list of files takes" in str(error) and not found.assets
+
+
 def test_per_member_and_total_caps(tmp_path, monkeypatch):
     # Real caps need gigabytes of incompressible data; the same code with smaller caps.
     monkeypatch.setattr(zipsource, "MAX_ZIP_MEMBER_BYTES", 2 * MiB)
