@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -56,18 +56,24 @@ class Found:
 
 
 def ingest(sources: Iterable[Path], exclude: Iterable[Path] = (),
-           shoot_root: Path | None = None, *, trusted: bool = True) -> Found:
+           shoot_root: Path | None = None, *, trusted: bool = True,
+           aliases: Mapping[Path, Path] | None = None) -> Found:
     """Assets of the SOURCE arguments; folders in `exclude` (the output) are not walked.
     A file named on its own takes the shoot.yaml of its folder, or with `shoot_root`
     (a watch folder) the nearest one up to that root. With `trusted` False, a link
     (file or folder) inside a source folder or under `shoot_root` is an error, not
-    followed. Temporary folders are removed if ingest itself fails or is interrupted."""
+    followed. `aliases` maps a file given as a source (a watch folder's private copy)
+    to the path it stands for: the copy is read, everything else (shoot.yaml,
+    `sources:` key, label) is the other path's, and the label is relative to
+    `shoot_root` (the operator's own path is no business of whoever reads the
+    manifest). Temporary folders are removed if ingest itself fails or is
+    interrupted."""
     found = Found()
     skip = {Path(p).resolve() for p in exclude}
     try:
         remove_stale_zip_folders()
         for source in sources:
-            _add_source(found, Path(source), skip, shoot_root, trusted)
+            _add_source(found, Path(source), skip, shoot_root, trusted, aliases or {})
     except BaseException:          # Ctrl-C, SIGTERM (SystemExit) included
         found.cleanup()
         raise
@@ -75,19 +81,21 @@ def ingest(sources: Iterable[Path], exclude: Iterable[Path] = (),
 
 
 def _add_source(found: Found, source: Path, skip: set[Path], shoot_root: Path | None,
-                trusted: bool) -> None:
+                trusted: bool, aliases: Mapping[Path, Path]) -> None:
     if source.is_dir():
         _add_folder(found, source, skip, trusted)
         return
-    root = shoot_root if shoot_root and shoot_root in source.parents else None
+    named = aliases.get(source, source)      # what the user knows; `source` is what is read
+    root = shoot_root if shoot_root and shoot_root in named.parents else None
+    label = str(named.relative_to(root)) if root and source in aliases else str(named)
     if not trusted:
-        link = _first_link(source, root or source.parent)
+        link = _first_link(named, root or named.parent)
         if link is not None:
-            found.errors.append(_link_error(link, root or source.parent, str(source)))
+            found.errors.append(_link_error(link, root or named.parent, label))
             return
-    folder = _shoot_dir(source.parent, root) if root else source.parent
-    key = source.relative_to(folder).as_posix() if root else source.name
-    _add_file(found, source, label=str(source), shoot_dir=folder, options_key=key)
+    folder = _shoot_dir(named.parent, root) if root else named.parent
+    key = named.relative_to(folder).as_posix() if root else named.name
+    _add_file(found, source, label=label, shoot_dir=folder, options_key=key)
 
 
 def _add_folder(found: Found, source: Path, skip: set[Path], trusted: bool) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -71,14 +71,17 @@ def plan_jobs(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Pat
               only: Sequence[str] = (), force: bool = False, dry_run: bool = False,
               previous: dict[str, dict[str, Any]] | None = None,
               force_captions: bool = False, shoot_root: Path | None = None,
-              trusted: bool = True, operator: Operator | None = None) -> Planned:
+              trusted: bool = True, operator: Operator | None = None, *,
+              aliases: Mapping[Path, Path] | None = None) -> Planned:
     """Ingest and resolve targets; raises ConfigError for bad presets, a bad operator
     config, or (when trusted) a bad shoot.yaml. An untrusted shoot.yaml's problems
-    fail only the masters it governs."""
+    fail only the masters it governs. `aliases`: see ingest (a private copy read in
+    place of the file it stands for)."""
     operator = operator or Operator()
     if not trusted:         # the operator's own layers must hold before content is judged
         load_shoot(None, presets_dirs, operator)
-    found = ingest(sources, exclude=[out_dir], shoot_root=shoot_root, trusted=trusted)
+    found = ingest(sources, exclude=[out_dir], shoot_root=shoot_root, trusted=trusted,
+                   aliases=aliases)
     try:
         planned = _jobs(found, out_dir, presets_dirs, only, force, dry_run, previous or {},
                         force_captions, trusted, operator)
@@ -170,18 +173,21 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
         on_fraction: Fraction | None = None, force_captions: bool = False,
         shoot_root: Path | None = None, trusted: bool = True,
         operator: Operator | None = None,
-        announce: Callable[[str], None] | None = None) -> Report:
+        announce: Callable[[str], None] | None = None, *,
+        aliases: Mapping[Path, Path] | None = None) -> Report:
     """Render everything; `progress` gets each master's result as it is done,
     `on_fraction` (master number, share done) follows each master's encode.
     `trusted` False takes every shoot.yaml among the sources as content (a watch
     inbox, --untrusted): a privileged key there fails the masters it governs.
     `operator` is the --config file under every shoot; `announce` hears, before
-    anything renders, one line per privileged setting that will be used."""
+    anything renders, one line per privileged setting that will be used. `aliases`
+    maps a source that is a private copy (a watch folder's) to the path it stands
+    for, whose label, shoot.yaml and output names it takes."""
     previous = load_previous(out_dir)
     if not dry_run:
         remove_stale_temps(out_dir)
     planned = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run, previous,
-                        force_captions, shoot_root, trusted, operator)
+                        force_captions, shoot_root, trusted, operator, aliases=aliases)
     errors = planned.errors
     results: list[VariantResult] = []
     try:
