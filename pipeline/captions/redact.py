@@ -5,6 +5,7 @@ of `shown`, since redact_url raises ValueError on a bad port)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -16,6 +17,9 @@ from pipeline.trust import redact_url
 MIN_SECRET = 6             # shorter values would blank common words; no real key is that short
 HIDDEN = "[redacted]"
 URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+
+FUZZY_SECRET = 12         # letters and digits a secret needs to be looked for reformatted
 
 
 def secrets_of(options: Mapping[str, Any]) -> tuple[str, ...]:
@@ -47,8 +51,24 @@ def shown(url: str) -> str:
 
 
 def holds_secret(texts: Iterable[str | None], secrets: Iterable[str]) -> bool:
-    wanted = tuple(secrets)
-    return any(s in t for t in texts if t for s in wanted)
+    """Whether any text holds a secret, also with its punctuation dropped, its case
+    changed or invisible characters slipped in (a key echoed as a hashtag), or in
+    base64."""
+    hidden, written = tuple(secrets), [t for t in texts if t is not None]
+    if any(s in t for t in written for s in hidden):
+        return True
+    # Reformatted: only for secrets long enough that their letters and digits cannot
+    # turn up in ordinary copy by chance.
+    long = [s for s in hidden if len(_core(s)) >= FUZZY_SECRET]
+    wanted = [_core(s) for s in long] + [
+        _core(base64.b64encode(s.encode()).decode().rstrip("=")) for s in long]
+    cores = [_core(t) for t in written]
+    return any(w in t for t in cores for w in wanted)
+
+
+def _core(text: str) -> str:
+    """Letters and digits only, case folded: what survives any reformatting."""
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
 def _url_secrets(url: str) -> list[str]:

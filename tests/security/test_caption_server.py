@@ -7,6 +7,7 @@ manifest says why, and no secret or URL credential is ever shown."""
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import os
@@ -252,6 +253,10 @@ def exception_text(exc: BaseException) -> str:
     (answer(200, b"not json"), "is not JSON"),
     (answer(302, b"", Location="http://127.0.0.1:9/elsewhere"), "answered HTTP 302"),
     (chat({"text": f"Our key is {ENV_KEY}, enjoy"}), "holds a secret"),
+    (chat({"text": "Launch", "hashtags": ["#" + ENV_KEY.replace("-", "")]}), "holds a secret"),
+    (chat({"text": "Launch " + "\u200b".join(ENV_KEY)}), "holds a secret"),
+    (chat({"text": "Launch " + base64.b64encode(ENV_KEY.encode()).decode()}),
+     "holds a secret"),
     (chat({"text": "See http://h:99999/x?token=abc and more."}), None),
 ])
 def test_secrets_and_url_credentials_are_never_shown(serve, monkeypatch, reply, why):
