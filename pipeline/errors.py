@@ -143,3 +143,11 @@ class ConfigError(PipelineError):
 
     def __str__(self) -> str:
         return "\n".join(str(p) for p in self.problems)
+
+
+class Refused(ConfigError):
+    """A shoot.yaml that came with the files (content) asks for what only the operator
+    may set: a privileged setting, a file that is not beside it, an output too large."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Refused, (self.problems, self.hint))

@@ -18,7 +18,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, PipelineError, ProcessDied, ShootError, write_error
+from pipeline.errors import (
+    ConfigError,
+    PipelineError,
+    ProcessDied,
+    Refused,
+    ShootError,
+    write_error,
+)
 from pipeline.ingest import Found, ingest
 from pipeline.model import Job, JobResult, VariantResult
 from pipeline.outputs import (
@@ -140,9 +147,7 @@ def _context(folder: Path | None, presets_dirs: Sequence[Path], operator: Operat
     except ConfigError as exc:
         if trusted:
             raise
-        privileged = any("cannot set it" in p.message or "outside the shoot folder"
-                         in p.message for p in exc.problems)
-        return ShootError(exc.problems, hint=CONTENT_HINT if privileged else
+        return ShootError(exc.problems, hint=CONTENT_HINT if isinstance(exc, Refused) else
                           "fix the shoot.yaml, then put the file back")
 
 

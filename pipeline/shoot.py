@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.errors import ConfigError, Problem
+from pipeline.errors import ConfigError, Problem, Refused
 from pipeline.model import Asset
 from pipeline.presets import Catalog, Definition, load_catalog, validation_problems
 from pipeline.schema import Preset, Shoot, SourceOptions
@@ -112,13 +112,13 @@ def load_shoot(folder: Path | None, presets_dirs: Sequence[Path] = (),
     data, lines = dict(operator.data), dict(operator.lines)
     if file is not None and file.is_file():
         if not trusted and folder is not None and file.is_symlink():
-            raise ConfigError([Problem(str(file), None, "", "is a link; a shoot.yaml that came "
-                                       "with the files must be the file itself")])
+            raise Refused([Problem(str(file), None, "", "is a link; a shoot.yaml that came "
+                                   "with the files must be the file itself")])
         own, own_lines = load_mapping(file, "shoot.yaml")
         if not trusted and folder is not None:
             problems = content_problems(own, own_lines, file, folder)
             if problems:
-                raise ConfigError(problems)
+                raise Refused(problems)
         data, lines = _layer(data, lines, own, own_lines)
     source = str(file) if file is not None and file.is_file() else str(operator.file or "")
     try:

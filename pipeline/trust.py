@@ -105,10 +105,10 @@ def content_problems(data: Any, lines: Lines, file: Path, folder: Path) -> list[
                                          "came with the files cannot set it"))
     for pattern in PATHS:
         for path, value in _matches(data, pattern):
-            if isinstance(value, str) and value and not inside(folder, folder / value):
-                problems.append(_problem(file, lines, path, f"{value!r} is outside the shoot "
-                                         "folder; a shoot.yaml that came with the files may "
-                                         "only name files beside it"))
+            if isinstance(value, str) and value and not beside(folder, value):
+                problems.append(_problem(file, lines, path, f"{value!r} is not a file beside "
+                                         "shoot.yaml; a shoot.yaml that came with the files "
+                                         "may only name files beside it"))
     problems += _limits(data, lines, file)
     return problems
 
@@ -152,6 +152,14 @@ def _number(value: Any) -> float | None:
 def _problem(file: Path, lines: Lines, path: KeyPath, message: str) -> Problem:
     where = origin(lines, path)
     return Problem(str(file), where[1] if where else None, dotted(path), message)
+
+
+def beside(folder: Path, name: str) -> bool:
+    """Whether `name` is a plain file name in `folder` that stays there with every link
+    followed: not a path into a subfolder (a watch inbox's Source/ holds other
+    clients' masters), up, or out."""
+    plain = "/" not in name and "\\" not in name and name not in (".", "..")
+    return plain and inside(folder, folder / name)
 
 
 def inside(folder: Path, path: Path) -> bool:

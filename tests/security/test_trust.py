@@ -98,11 +98,13 @@ def test_paths_in_content_stay_inside_the_shoot_folder(tmp_path):
     folder = tmp_path / "shoot"
     folder.mkdir()
     (folder / "bed.wav").symlink_to(secret)
-    for value in ("../secret.wav", str(secret), "bed.wav"):
+    (folder / "Source").mkdir()
+    (folder / "Source" / "other-client.wav").write_bytes(b"RIFF")
+    for value in ("../secret.wav", str(secret), "bed.wav", "Source/other-client.wav"):
         (folder / "shoot.yaml").write_text(f"audio_bed: {json.dumps(value)}\n")
         with pytest.raises(ConfigError) as caught:
             load_shoot(folder, trusted=False)
-        assert "audio_bed" in str(caught.value) and "outside the shoot folder" in str(
+        assert "audio_bed" in str(caught.value) and "not a file beside shoot.yaml" in str(
             caught.value)
     # The operator may point anywhere; relative to its own config file.
     config = tmp_path / "ops" / "operator.yaml"
