@@ -29,6 +29,7 @@ import json
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -166,8 +167,9 @@ def _source(label: str) -> str:
 
 
 def _stem_key(stem: str) -> str:
-    """What two stems must not share: `x` and `x.part2` name the same video's parts."""
-    return _PART.sub("", stem).casefold()
+    """What two stems must not share: `x` and `x.part2` name the same video's parts;
+    `Café` typed on macOS (NFD) and elsewhere (NFC) are one name on APFS."""
+    return unicodedata.normalize("NFC", _PART.sub("", stem)).casefold()
 
 
 def _earlier_stems(previous: dict[str, dict[str, Any]]

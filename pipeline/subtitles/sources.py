@@ -16,7 +16,8 @@ from pipeline.subtitles.cues import Cue
 from pipeline.trust import inside
 
 SUFFIXES = (".srt", ".vtt", ".ass", ".ssa")
-MAX_BYTES = 8 * 1024 * 1024      # hours of dialogue are a few hundred KB
+MAX_BYTES = 2 * 1024 * 1024      # hours of dialogue are a few hundred KB
+MAX_CUES = 10_000                # a three-hour film has about 2,000
 
 
 def find_sidecar(master: Path) -> Path | None:
@@ -57,6 +58,10 @@ def load_cues(path: Path, label: str) -> list[Cue]:
         text = event.plaintext.strip()
         if text:
             cues.append(Cue(int(event.start), int(event.end), text))
+        if len(cues) > MAX_CUES:
+            raise InputError(f"subtitles {path.name} hold more than {MAX_CUES:,} lines",
+                             path=label, hint="a subtitle file is text for this video; check "
+                                              "it is the right file")
     return sorted(cues, key=lambda c: (c.start, c.end))
 
 

@@ -112,3 +112,26 @@ def test_video_masters_too_large_or_too_stretched_are_refused_before_decoding(
     report = run([master], tmp_path / "out", jobs=1, only=["x-video"])
     (error,) = report.errors
     assert said in error.message
+
+
+def test_subtitle_files_with_absurd_numbers_of_lines_are_refused(tmp_path):
+    from pipeline.errors import InputError
+    from pipeline.subtitles.sources import MAX_CUES, load_cues
+
+    many = tmp_path / "clip.srt"
+    many.write_text("".join(f"{n}\n00:00:00,000 --> 00:00:01,000\nline {n}\n\n"
+                            for n in range(1, MAX_CUES + 2)))
+    with pytest.raises(InputError, match="more than 10,000 lines"):
+        load_cues(many, "clip.mp4")
+
+
+def test_names_in_nfc_and_nfd_get_distinct_outputs(tmp_path):
+    import unicodedata
+
+    from pipeline.model import Asset
+    from pipeline.outputs import assign_stems
+
+    names = [unicodedata.normalize(form, "Café") for form in ("NFC", "NFD")]
+    assets = [Asset(tmp_path / f"{n}.jpg", f"{n}.jpg", n, tmp_path, f"{n}.jpg") for n in names]
+    stems = sorted(assign_stems(assets).values())
+    assert len({unicodedata.normalize("NFC", s) for s in stems}) == 2
