@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import sqlite3
 import stat
 import threading
 import time
@@ -20,17 +21,21 @@ from pipeline.trust import Operator
 from pipeline.watch.faults import MAX_ATTEMPTS, backoff, disk_fault, transient
 from pipeline.watch.folders import (
     FAILED,
+    OTHERS_WRITE,
     OUTPUT,
     SOURCE,
     STATE,
-    links_below,
+    make_folders,
     move,
     move_with_note,
     opened,
+    reading,
 )
 from pipeline.watch.ledger import CRASHED, Ledger, LedgerError
 from pipeline.watch.messages import error_text, log, reasons
-from pipeline.watch.settle import complete, fingerprint, identity
+from pipeline.watch.outbox import guard, relabel
+from pipeline.watch.settle import complete, fingerprint, held, identity
+from pipeline.watch.stage import Workspace, context, remove_stale
 
 RESCAN_S = 10.0             # a rescan catches what filesystem events miss
 RETRY_S = 30.0              # the first wait after a transient failure; it doubles
@@ -47,6 +52,20 @@ class Seen:
     since: float        # when this size and mtime were first seen
 
 
+@dataclass
+class Taken:
+    """A settled master being taken: where it is, and what was read of it. The
+    descriptors stay open while it is taken: its content is read only through them."""
+
+    path: Path
+    key: str
+    info: os.stat_result
+    folder: int             # its folder, reached without following a link
+    master: int             # the file itself, opened without following a link
+    digest: str = ""
+    context: str = ""
+
+
 class Watcher:
     def __init__(self, inbox: Path, out: Path | None, presets_dirs: list[Path],
                  settle: float, jobs: int | None, *, operator: Operator | None = None,
@@ -59,7 +78,9 @@ class Watcher:
         self.presets_dirs = presets_dirs
         self.settle, self.jobs, self.retry_wait = settle, jobs, retry_wait
         self.operator, self.trust_inbox = operator, trust_inbox
+        make_folders(self.inbox, self.own_output)
         self.ledger = Ledger(self.inbox)
+        self.work = Workspace(self.inbox)
         self.seen: dict[Path, Seen] = {}
         self.sniffed: dict[Path, tuple[tuple[int, int], str | None]] = {}
         self.left: set[Path] = set()        # could not be read, or empty: --once does not wait
@@ -145,6 +166,9 @@ class Watcher:
         except (WriteError, LedgerError) as exc:
             self.ledger.set(key, state="pending", error=str(exc))
             self._pause(key, exc)
+        except sqlite3.Error as exc:        # a ledger changed under us: one line, no traceback
+            self._pause(key, LedgerError(f"the ledger {self.ledger.path}: {exc}",
+                                         hint="move it away and start the watcher again"))
         except OSError as exc:
             self.left.add(path)
             log(f"{key}: skipped for now ({exc.strerror or exc})")
@@ -153,51 +177,92 @@ class Watcher:
         row = self.ledger.get(key)
         if row is not None and row["retry_at"] and row["retry_at"] > time.time():
             return
-        info = os.lstat(path)
+        parts = path.relative_to(self.inbox).parent.parts
+        with reading(self.inbox, parts) as folder:
+            info = os.stat(path.name, dir_fd=folder, follow_symlinks=False)
+            refusal = self._refusal(path, folder, info)
+            if refusal:
+                self._fail(path, key, [refusal])
+                return
+            with held(folder, path.name, info) as master:
+                taken = Taken(path, key, info, folder, master, fingerprint(master),
+                              context(self.inbox, parts, self.trust_inbox))
+                self._judge(taken, row)
+
+    def _refusal(self, path: Path, folder: int, info: os.stat_result) -> str | None:
+        """Why a file is not rendered at all, or None."""
         if stat.S_ISLNK(info.st_mode):
-            self._fail(path, key, [f"a link (to {os.readlink(path)}); the watcher does not "
-                                   "follow links out of an inbox: put the file itself there"])
-            return
+            return (f"a link (to {os.readlink(path.name, dir_fd=folder)}); the watcher does "
+                    "not follow links out of an inbox: put the file itself there")
+        if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+            # Another name of a file that may be anyone's (where hard links to others'
+            # files are allowed, fs.protected_hardlinks=0): read as if it were content.
+            return (f"a hard link ({info.st_nlink} names for one file); the watcher reads "
+                    "only files of their own: copy the file itself in")
         what = self._misnamed(path, info)
         if what:
-            self._fail(path, key, [f"{what} named like a sidecar file ({path.suffix}); "
-                                   "rename it with its real extension and put it back"])
+            return (f"{what} named like a sidecar file ({path.suffix}); rename it with its "
+                    "real extension and put it back")
+        return None
+
+    def _judge(self, t: Taken, row: sqlite3.Row | None) -> None:
+        """Take a master already read: done when the same content was rendered in the
+        same context, else rendered from a private copy."""
+        if self.ledger.done_with(t.digest, t.context):
+            self.ledger.set(t.key, size=t.info.st_size, mtime=t.info.st_mtime,
+                            sha256=t.digest, context=t.context, state="done",
+                            error="duplicate of rendered content")
+            self._move(t.path, t.key, SOURCE)
+            log(f"{t.key}: same content as a file already rendered; moved to {SOURCE}/")
             return
-        digest = fingerprint(path, info)
-        if self.ledger.done_with(digest):
-            self.ledger.set(key, size=info.st_size, mtime=info.st_mtime, sha256=digest,
-                            state="done", error="duplicate of rendered content")
-            self._move(path, key, SOURCE)
-            log(f"{key}: same content as a file already rendered; moved to {SOURCE}/")
-            return
-        same = row is not None and row["sha256"] == digest     # new content: new count
+        same = row is not None and row["sha256"] == t.digest   # new content: new count
         attempts = (row["attempts"] if same and row is not None else 0) + 1
         if same and row is not None and row["error"] == CRASHED and attempts > MAX_ATTEMPTS:
             # It stops the whole watcher (a decoder crash, memory): no more tries.
-            self._fail(path, key, [f"{CRASHED}, {attempts - 1} times; it may crash the "
-                                   "decoder or need more memory than there is"])
+            self._fail(t.path, t.key, [f"{CRASHED}, {attempts - 1} times; it may crash the "
+                                       "decoder or need more memory than there is"])
             return
-        self.ledger.set(key, size=info.st_size, mtime=info.st_mtime, sha256=digest,
-                        state="rendering", attempts=attempts, error=None, retry_at=0)
+        self.ledger.set(t.key, size=t.info.st_size, mtime=t.info.st_mtime, sha256=t.digest,
+                        context=t.context, state="rendering", attempts=attempts, error=None,
+                        retry_at=0)
         if self.ledger.blocked:
             return              # taken again once the ledger can record it
-        log(f"{key}: rendering")
-        errors = self._render(path, key)
-        now = identity(path)
-        if now != identity(info):
-            self._changed(key, now is None, errors, attempts)
+        try:
+            errors = self._staged_render(t)
+        finally:
+            self.work.clear()
+        now = identity(t.path)
+        if errors is None:
+            self.ledger.set(t.key, state="pending", attempts=attempts - 1, error=None)
+            log(f"{t.key}: changed while it was copied; taken again once it settles")
+        elif now != identity(t.info):
+            self._changed(t.key, now is None, errors, attempts)
         else:
-            self._conclude(path, key, errors, attempts)
+            self._conclude(t.path, t.key, errors, attempts)
 
-    def _render(self, path: Path, key: str) -> list[PipelineError]:
+    def _staged_render(self, t: Taken) -> list[PipelineError] | None:
+        """Render a private copy of the master: None when the copy is not what was
+        read (the file changed while it was copied)."""
+        try:
+            staged = self.work.stage(t.master, t.folder, t.path.name, t.digest, t.key)
+        except WriteError as exc:       # the watcher's disk, not the master
+            return [exc]
+        if staged is None:
+            return None
+        log(f"{t.key}: rendering")
+        return self._render(t.path, t.key, staged)
+
+    def _render(self, path: Path, key: str, staged: Path) -> list[PipelineError]:
         from pipeline.runner import run
 
         out = self.out / path.parent.relative_to(self.inbox)
         try:
-            self._guard(out)
-            report = run([path], out, self.presets_dirs, jobs=self.jobs,
+            guard(self.inbox, self.out, self.own_output, out)
+            report = run([staged], out, self.presets_dirs, jobs=self.jobs,
                          shoot_root=self.inbox, trusted=self.trust_inbox,
-                         operator=self.operator, announce=self._announce)
+                         operator=self.operator, announce=self._announce,
+                         aliases={staged: path})
+            relabel(self.inbox, out)
         except PipelineError as exc:        # ConfigError of a trusted shoot.yaml, WriteError
             return [exc]
         except OSError as exc:
@@ -210,19 +275,17 @@ class Watcher:
                                        "REPURPOSE_DEBUG=1 shows more")]
         return list(report.errors)
 
-    def _guard(self, out: Path) -> None:
-        """Refuse to render through a link in the output folders: one made after start
-        (Output/ itself, a subfolder, a preset folder, a temporary name)."""
-        steps = out.relative_to(self.out).parts
-        chain = [self.out.joinpath(*steps[:n]) for n in range(len(steps) + 1)]
-        links = [p for p in chain[0 if self.own_output else 1:] if p.is_symlink()]
-        links += links_below(out)
-        if links:
-            raise WriteError(f"{links[0]} is a link; the watcher does not write through "
-                             "links in an inbox", hint="remove the link")
-
     def _announce(self, line: str) -> None:
         log(f"privileged: {line}")
+
+    def _reasons(self, errors: list[PipelineError]) -> list[str]:
+        """One line per problem, as strangers may read it (Failed/*.error.txt): the
+        private copy's and the inbox's own paths left out."""
+        lines = reasons(errors)
+        for long, short in ((f"{self.work.path}{os.sep}", ""), (f"{self.inbox}{os.sep}", ""),
+                            (str(self.inbox), "INBOX")):
+            lines = [line.replace(long, short) for line in lines]
+        return lines
 
     def _conclude(self, path: Path, key: str, errors: list[PipelineError],
                   attempts: int) -> None:
@@ -232,7 +295,7 @@ class Watcher:
             self._move(path, key, SOURCE)
             log(f"{key}: done, master moved to {SOURCE}/")
             return
-        lines = reasons(errors)
+        lines = self._reasons(errors)
         message = "; ".join(lines)
         disk = any(disk_fault(e) for e in errors)
         if not transient(errors) or (not disk and attempts >= MAX_ATTEMPTS):
@@ -249,7 +312,7 @@ class Watcher:
                  attempts: int) -> None:
         """The master vanished or was replaced while it was rendered (saved again, moved
         away): whatever came of it says nothing about the file there now."""
-        message = "; ".join(reasons(errors)) or None
+        message = "; ".join(self._reasons(errors)) or None
         if gone:
             self.ledger.set(key, state="gone", error=message)
             log(f"{key}: vanished while it was rendered" + (f" ({message})" if message else ""))
@@ -259,7 +322,7 @@ class Watcher:
 
     def _fail(self, path: Path, key: str, lines: list[str]) -> None:
         message = "; ".join(lines)
-        note = error_text(key, lines, str(self.inbox))
+        note = error_text(key, lines)
         moved = self._move(path, key, FAILED, note)
         self.ledger.failure(key, moved, message)
         self.failed_here.add(key)
@@ -291,7 +354,10 @@ class Watcher:
         log(f"{who}: {error}; pausing, trying again in {wait:g} s")
 
     def cleanup(self) -> None:
-        """What a crash left: files marked rendering, our temporary outputs."""
+        """At start: what a crash left (files marked rendering, our temporary outputs,
+        private copies), and a umask that keeps every folder and file the watcher
+        makes from being writable by group or others."""
+        os.umask(os.umask(0) | OTHERS_WRITE)    # no thread runs yet to see umask 0
         if self.trust_inbox:
             log(f"trusting shoot.yaml files in {self.inbox}: they may run programs, call "
                 "hosts and read files; use --trust-inbox only on a folder nobody else "
@@ -301,6 +367,7 @@ class Watcher:
             log(f"{back} file(s) left rendering by a crash are pending again")
         if self.out.is_dir() and not self.out.is_symlink():
             remove_stale_temps(self.out)
+        remove_stale(self.inbox)
 
     def step(self) -> None:
         """One pass: write what the ledger kept back, then take each settled file,

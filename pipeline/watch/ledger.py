@@ -5,14 +5,21 @@ mid-render puts that file back to pending.
 
 Versions (pragma user_version): 0 is the first ledger; 1 adds `files.moved_to`
 and the `failures` table, one row per failure, so a name that fails twice is
-brought back twice by --retry-failed. A write the disk refuses (full,
-read-only) is kept, in order, and written once the disk takes it again;
+brought back twice by --retry-failed; 2 adds `files.context`, what a render
+depended on besides the master's bytes (its folder and governing shoot.yaml),
+so the same content elsewhere is not taken for done. A write the disk refuses
+(full, read-only) is kept, in order, and written once the disk takes it again;
 `blocked` says so meanwhile and the watcher pauses.
+
+The file sits in the inbox, so it may have been planted: it is opened with
+`trusted_schema` off and refused unless it holds exactly the tables and index
+we make (a trigger or a view would run SQL of someone else's on our writes).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 from datetime import datetime, timezone
@@ -20,7 +27,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline.errors import PipelineError, printable, write_error
-from pipeline.watch.folders import FAILED, NOTE, STATE, InboxError, move, opened, remove_file
+from pipeline.watch.folders import (
+    FAILED,
+    NOTE,
+    PRIVATE_MODE,
+    STATE,
+    InboxError,
+    move,
+    opened,
+    remove_file,
+)
 
 FILE = "ledger.db"
 SCHEMA = """
@@ -41,6 +57,26 @@ update files set moved_to = path where state = 'failed' and moved_to is null;
 pragma user_version = 1;
 commit;
 """
+TO_V2 = """
+begin;
+alter table files add column context text;
+pragma user_version = 2;
+commit;
+"""
+VERSION = 2
+# Every schema object a ledger of ours holds (its SQL as SQLite keeps it, spaces
+# normalised); the files table as each version left it.
+FILES_V0 = ("create table files(path text primary key,size integer,mtime real,sha256 text,"
+            "state text,attempts integer default 0,error text,updated text,"
+            "retry_at real default 0")
+KNOWN: dict[str, set[str | None]] = {
+    "files": {FILES_V0 + ")", FILES_V0 + ",moved_to text)",
+              FILES_V0 + ",moved_to text,context text)"},
+    "failures": {"create table failures(id integer primary key,path text not null,"
+                 "moved_to text not null,error text,at text)"},
+    "by_hash": {"create index by_hash on files(sha256,state)"},
+    "sqlite_autoindex_files_1": {None},
+}
 # SQLite result codes (and, before Python 3.11, the words of their messages) that
 # say the disk refused, not that the SQL is wrong.
 FAULTS = {13: "disk full", 8: "read-only disk", 10: "disk I/O error",
@@ -92,45 +128,75 @@ class Ledger:
         self.deferred: list[tuple[str, list[Any]]] = []
         self.fault: str | None = None
         try:
-            folder.mkdir(exist_ok=True)         # check_layout refused a link there
+            folder.mkdir(mode=PRIVATE_MODE, exist_ok=True)  # check_layout refused a link
             _check_own_files(folder)
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+            # Before anything reads the schema: SQL functions in it (an index, a
+            # default) may no longer do what is not harmless.
+            self.db.execute("pragma trusted_schema=off")
+            self._check_schema()
             self.db.row_factory = sqlite3.Row
             self.db.execute("pragma journal_mode=wal")
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise self._error("cannot open", exc) from exc
 
+    def _check_schema(self) -> None:
+        """Refuse a file that is no ledger of ours (a trigger, a view, another table,
+        a files table of another shape, not a database at all): one line, the fix."""
+        try:
+            rows = self.db.execute("select type, name, sql from sqlite_master").fetchall()
+        except sqlite3.DatabaseError as exc:
+            if storage_fault(exc) is not None:
+                raise
+            raise self._foreign(str(exc)) from exc
+        for kind, name, sql in rows:
+            shape = None if sql is None else _normal(sql)
+            if kind not in ("table", "index") or shape not in KNOWN.get(name, ()):
+                raise self._foreign(f"it holds {kind} {name!r}, which the watcher never "
+                                    "makes")
+
+    def _foreign(self, why: str) -> InboxError:
+        return InboxError(f"{self.path} is not a ledger of this watcher ({printable(why)}); "
+                          "move it away and the watcher starts a new one")
     def _error(self, doing: str, exc: sqlite3.Error | OSError) -> LedgerError:
-        why = (storage_fault(exc) if isinstance(exc, sqlite3.Error) else exc.strerror) or str(exc)
-        return LedgerError(f"{doing} the ledger {self.path}: {why}",
+        fault = storage_fault(exc) if isinstance(exc, sqlite3.Error) else exc.strerror
+        if fault is None:           # not the disk: the file itself is damaged
+            return LedgerError(f"{doing} the ledger {self.path}: {printable(str(exc))}",
+                               hint="move it away and start the watcher again")
+        return LedgerError(f"{doing} the ledger {self.path}: {fault}",
                            hint="free space or make the inbox's disk writable")
 
     def _migrate(self) -> None:
         self.db.executescript(SCHEMA)
-        if self.db.execute("pragma user_version").fetchone()[0] >= 1:
-            return
-        columns = {row[1] for row in self.db.execute("pragma table_info(files)")}
-        add = "" if "moved_to" in columns else "alter table files add column moved_to text;"
-        self.db.executescript(TO_V1.format(add_column=add))
+        version = self.db.execute("pragma user_version").fetchone()[0]
+        if version < 1:
+            columns = {row[1] for row in self.db.execute("pragma table_info(files)")}
+            add = "" if "moved_to" in columns else "alter table files add column moved_to text;"
+            self.db.executescript(TO_V1.format(add_column=add))
+        if version < VERSION:
+            columns = {row[1] for row in self.db.execute("pragma table_info(files)")}
+            if "context" not in columns:
+                self.db.executescript(TO_V2)
 
     # ---------------------------------------------------------------- reading
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         try:
             return list(self.db.execute(sql, params))
-        except sqlite3.OperationalError as exc:
-            if storage_fault(exc) is None:
-                raise
+        except sqlite3.Error as exc:
+            # Not a bug of ours to crash on: a ledger damaged (or changed) under us.
             raise self._error("cannot read", exc) from exc
 
     def get(self, path: str) -> sqlite3.Row | None:
         rows = self._read("select * from files where path=?", (stored(path),))
         return rows[0] if rows else None
 
-    def done_with(self, digest: str) -> bool:
-        return bool(self._read("select 1 from files where sha256=? and state='done'",
-                               (digest,)))
+    def done_with(self, digest: str, context: str) -> bool:
+        """Whether this content was rendered in this context (the same folder and
+        shoot.yaml): its outputs are there already."""
+        return bool(self._read("select 1 from files where sha256=? and state='done' and "
+                               "context=?", (digest, context)))
 
     def summary(self) -> dict[str, int]:
         return {row[0]: row[1] for row in self._read(
@@ -154,10 +220,11 @@ class Ledger:
             sql, params = self.deferred[0]
             try:
                 self.db.execute(sql, params)
-            except sqlite3.OperationalError as exc:
-                self.fault = storage_fault(exc)
-                if self.fault is None:
-                    raise
+            except sqlite3.Error as exc:
+                # Kept, and tried again: the disk may take it later; a ledger damaged
+                # under us is said in the same line and never escapes as a traceback.
+                self.fault = storage_fault(exc) or f"damaged ({printable(str(exc))}); move " \
+                                                  "it away and start the watcher again"
                 return False
             self.deferred.pop(0)
         self.fault = None
@@ -196,6 +263,13 @@ class Ledger:
         self._write("update files set state='pending', error=? where state='rendering'",
                     [CRASHED])
         return count
+
+
+def _normal(sql: str) -> str:
+    """SQL as compared with KNOWN: lower case, one space for any run of them, none
+    beside brackets and commas (what differs between SQLite versions and editors)."""
+    text = re.sub(r"\s+", " ", sql.strip().lower())
+    return re.sub(r" ?([(),]) ?", r"\1", text)
 
 
 def _check_own_files(folder: Path) -> None:

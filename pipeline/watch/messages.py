@@ -30,10 +30,11 @@ def reasons(errors: Sequence[BaseException]) -> list[str]:
     return lines
 
 
-def error_text(key: str, lines: Sequence[str], inbox: str) -> bytes:
+def error_text(key: str, lines: Sequence[str]) -> bytes:
     """The body of `<name>.error.txt`: what failed, why (one escaped line per
-    problem), and how to try again."""
+    problem), and how to try again. Whoever drops files reads it: it names the
+    file as they know it, never the operator's path to the inbox."""
     why = "\n".join(printable(line) for line in lines)
     return (f"{printable(key)} could not be rendered.\n\n{why}\n\nFix the file (or "
-            f"shoot.yaml) and put it back in the inbox, or run: repurpose watch "
-            f"--retry-failed {printable(inbox)}\n").encode()
+            f"shoot.yaml) and put it back in the inbox, or (whoever runs the watcher) "
+            f"run: repurpose watch --retry-failed INBOX\n").encode()

@@ -8,6 +8,8 @@ import hashlib
 import os
 import stat
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 MOVIE_SUFFIXES = {".mp4", ".mov", ".m4v", ".3gp"}
@@ -71,18 +73,32 @@ def has_movie_index(path: Path) -> bool:
     return False
 
 
-def fingerprint(path: Path, seen: os.stat_result) -> str:
-    """The content digest of a master, read without following a link, and only if
-    it is still the very file that was looked at (not swapped for another)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(fd, "rb") as stream:
-        info = os.fstat(stream.fileno())
+READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+BLOCK = 1024 * 1024
+
+
+@contextmanager
+def held(folder: int, name: str, seen: os.stat_result) -> Iterator[int]:
+    """A descriptor of entry `name` of folder `folder`, opened without following a
+    link, and only if it is still the very regular file that was looked at (not
+    swapped for another). Everything read of the master goes through it."""
+    fd = os.open(name, READ, dir_fd=folder)
+    try:
+        info = os.fstat(fd)
         if (info.st_dev, info.st_ino) != (seen.st_dev, seen.st_ino) or not stat.S_ISREG(
                 info.st_mode):
-            raise FileNotFoundError(errno.ENOENT, "replaced while it was taken", str(path))
-        digest = hashlib.sha256()
-        for block in iter(lambda: stream.read(1024 * 1024), b""):
-            digest.update(block)
+            raise FileNotFoundError(errno.ENOENT, "replaced while it was taken", name)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def fingerprint(fd: int) -> str:
+    """The content digest of an open file, from its start (whatever its offset)."""
+    digest, at = hashlib.sha256(), 0
+    while block := os.pread(fd, BLOCK, at):
+        digest.update(block)
+        at += len(block)
     return digest.hexdigest()
 
 
