@@ -23,10 +23,11 @@ from natsort import natsorted, ns
 
 from pipeline.errors import InputError, PipelineError
 from pipeline.model import Asset
+from pipeline.scratch import remove_stale
 from pipeline.shoot import SHOOT_FILE
 from pipeline.sniff import SIDECAR_SUFFIXES, misnamed_error, misnamed_media
 from pipeline.trust import inside
-from pipeline.zipsource import add_zip, is_container_zip, remove_stale_zip_folders
+from pipeline.zipsource import add_zip, is_container_zip
 
 __all__ = ["SIDECAR_SUFFIXES", "Found", "ingest", "misnamed_media"]
 
@@ -71,7 +72,7 @@ def ingest(sources: Iterable[Path], exclude: Iterable[Path] = (),
     found = Found()
     skip = {Path(p).resolve() for p in exclude}
     try:
-        remove_stale_zip_folders()
+        remove_stale()             # scratch folders of runs killed with kill -9
         for source in sources:
             _add_source(found, Path(source), skip, shoot_root, trusted, aliases or {})
     except BaseException:          # Ctrl-C, SIGTERM (SystemExit) included

@@ -7,13 +7,10 @@ The functions fill an ingest `Found` (its assets, errors and temporary folders).
 from __future__ import annotations
 
 import errno
-import fcntl
 import lzma
 import os
-import re
 import shutil
 import stat
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -23,6 +20,7 @@ from natsort import natsorted, ns
 
 from pipeline.errors import InputError, write_error
 from pipeline.model import Asset
+from pipeline.scratch import claim
 from pipeline.sniff import SIDECAR_SUFFIXES, misnamed_error
 
 if TYPE_CHECKING:
@@ -43,11 +41,6 @@ MAX_ZIP_RATIO = 100            # unpacked / packed; zeros deflate about 1000:1
 ZIP_RATIO_FLOOR = 4 * MiB      # smaller members cost little whatever their ratio
 _ZIP_ERRORS = (OSError, EOFError, RuntimeError, NotImplementedError, ValueError,
                zipfile.BadZipFile, zlib.error, lzma.LZMAError)   # damaged or encrypted data
-
-# Private ZIP folders carry their owner's pid, so a later run can tell a folder a
-# kill -9 left behind from one in use (see remove_stale_zip_folders).
-ZIP_FOLDER_PREFIX = "repurpose-zip-"
-_ZIP_FOLDER = re.compile(r"repurpose-zip-(?P<pid>[0-9]{1,10})-[A-Za-z0-9_]+")
 
 
 
@@ -258,70 +251,12 @@ def _unsafe_member(member: zipfile.ZipInfo) -> str | None:
     return None
 
 
-# -- private folders, and those a killed run left behind --------------------------------
+# -- the private folder ------------------------------------------------------------------
 
 def _private_folder(found: Found) -> Path:
-    """A new folder for one ZIP's pages, named with our pid and locked while we live:
-    the kernel drops the lock when the process dies, even by kill -9."""
-    folder = Path(tempfile.mkdtemp(prefix=f"{ZIP_FOLDER_PREFIX}{os.getpid()}-"))
+    """A new folder for one ZIP's pages, named with our pid and locked while we live
+    (pipeline.scratch): a later run removes it if a kill -9 leaves it behind."""
+    folder, lock = claim("zip")
     found._tempdirs.append(folder)
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    found._locks.append(fd)
-    fcntl.flock(fd, fcntl.LOCK_SH)
+    found._locks.append(lock)
     return folder
-
-
-def remove_stale_zip_folders(tmp: Path | None = None) -> int:
-    """Remove the private ZIP folders that killed runs left in the temp dir; returns how
-    many. Only our own names, directly in the temp dir, real folders (a link is never
-    followed, and rmtree does not follow links inside), of this user, whose pid is
-    dead and whose lock nobody holds (a pid of another pid namespace looks dead)."""
-    base = tmp or Path(tempfile.gettempdir())
-    try:
-        entries = list(os.scandir(base))
-    except OSError:
-        return 0
-    removed = 0
-    for entry in entries:
-        match = _ZIP_FOLDER.fullmatch(entry.name)
-        if not match or not _stale(entry, int(match["pid"])):
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed += 1
-    return removed
-
-
-def _stale(entry: os.DirEntry[str], pid: int) -> bool:
-    try:
-        info = entry.stat(follow_symlinks=False)
-    except OSError:
-        return False
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        return False
-    return pid != os.getpid() and not _alive(pid) and not _locked(entry.path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:         # someone else's process: alive
-        return True
-    except (OverflowError, ValueError):
-        return False
-    return True
-
-
-def _locked(folder: str) -> bool:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError:
-        return True                 # cannot tell: leave it
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)

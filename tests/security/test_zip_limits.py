@@ -29,7 +29,8 @@ from media import gradient
 
 import pipeline.zipsource as zipsource
 from pipeline.ingest import ingest
-from pipeline.zipsource import MAX_ZIP_MEMBERS, remove_stale_zip_folders
+from pipeline.scratch import remove_stale
+from pipeline.zipsource import MAX_ZIP_MEMBERS
 
 MiB, GiB = 1024**2, 1024**3
 BLOCK = 16 * MiB
@@ -280,13 +281,13 @@ def test_stale_folders_of_dead_processes_are_removed_and_nothing_else(tmp_path):
     fd = os.open(kept["locked"], os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
-        assert remove_stale_zip_folders(tmp) == 1
+        assert remove_stale(tmp) == 1
     finally:
         os.close(fd)
     assert not stale.exists()
     assert all(os.path.lexists(p) for p in kept.values())
     assert (outside / "keep.jpg").read_bytes() == b"mine" and (outside / "keep.jpg").exists()
-    assert remove_stale_zip_folders(tmp) == 1                   # unlocked now: it goes
+    assert remove_stale(tmp) == 1                   # unlocked now: it goes
 
 
 # -- fuzzing: a damaged ZIP is an error for it, never an exception ---------------------

@@ -1,0 +1,119 @@
+"""Private temporary folders, and those that killed runs left behind.
+
+Every folder the pipeline works in outside its output (ZIP pages, subtitles
+pulled out of a master, a still's frames, speech audio, burned-in ASS files) is
+made here: `repurpose-<kind>-<pid>-xxxxxxxx` directly in the temp dir, readable by
+its owner only, and locked (flock) for as long as it is in use. A kill -9 or the
+out-of-memory killer gives no chance to remove it, so `remove_stale()` (run by
+every ingest) removes any folder of ours whose process is dead and whose lock is
+free: the kernel drops a lock when its process dies, however it dies.
+
+A new kind of folder joins KINDS; names of other kinds are never touched.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+KINDS = frozenset({"zip", "analysis", "subs", "still", "speech", "ass"})
+PREFIX = "repurpose-"
+_NAME = re.compile(rf"{PREFIX}(?P<kind>[a-z]+)-(?P<pid>[0-9]{{1,10}})-[A-Za-z0-9_]+")
+
+
+@contextmanager
+def scratch(kind: str) -> Iterator[Path]:
+    """A new private folder for one piece of work, removed on every way out."""
+    folder, lock = claim(kind)
+    try:
+        yield folder
+    finally:
+        release(folder, lock)
+
+
+def claim(kind: str) -> tuple[Path, int]:
+    """A new folder and the descriptor that holds its lock, for a folder that lives
+    longer than one `with` block: the caller ends it with release(folder, lock)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown scratch kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+    folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-{os.getpid()}-"))
+    try:
+        lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        # Shared: several holders never exclude each other; remove_stale asks for an
+        # exclusive lock, which any holder denies.
+        fcntl.flock(lock, fcntl.LOCK_SH)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder, lock
+
+
+def release(folder: Path, lock: int) -> None:
+    """Remove the folder, then let go of its lock."""
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        os.close(lock)
+
+
+def remove_stale(tmp: Path | None = None) -> int:
+    """Remove the scratch folders that killed runs left in the temp dir; returns how
+    many. Only our own names, directly in the temp dir, real folders (a link is never
+    followed, and rmtree does not follow links inside), of this user, whose pid is
+    dead and whose lock nobody holds (a pid of another pid namespace looks dead)."""
+    base = tmp or Path(tempfile.gettempdir())
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return 0
+    removed = 0
+    for entry in entries:
+        match = _NAME.fullmatch(entry.name)
+        if not match or match["kind"] not in KINDS or not _stale(entry, int(match["pid"])):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _stale(entry: os.DirEntry[str], pid: int) -> bool:
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        return False
+    return pid != os.getpid() and not _alive(pid) and not _locked(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:         # someone else's process: alive
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def _locked(folder: str) -> bool:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return True                 # cannot tell: leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
