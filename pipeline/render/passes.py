@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from pipeline.outputs import claim, side_path
 from pipeline.render.effects import apply_effect
 from pipeline.render.shared import derive, families, keyframes
 from pipeline.render.video import Role, audio_args, build_argv, encoder_args, span
+from pipeline.scratch import scratch
 from pipeline.subtitles.files import write_ass
 from pipeline.subtitles.layout import Frame, styles
 from pipeline.subtitles.plan import cues_of
@@ -51,16 +50,13 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     measured = _measure_segments(source, plans)
     gains = [gain_for(m, *p.loudness) if p.loudness and p.audio else None
              for m, p in zip(measured, plans, strict=True)]
-    scratch = Path(tempfile.mkdtemp(prefix="repurpose-ass-"))
-    burn = {i: scratch / f"{i}.ass" for i, plan in enumerate(plans)
-            if plan.subtitles and plan.subtitles.burn}
-    try:
+    with scratch("ass") as folder:
+        burn = {i: folder / f"{i}.ass" for i, plan in enumerate(plans)
+                if plan.subtitles and plan.subtitles.burn}
         for index, ass in burn.items():
             write_burn(plans[index], ass)
         done = _isolating(Pass(source.absolute(), plans, outputs, label, metadata, folders,
                                gains, burn))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     for index in done.failures:
         outputs[index].unlink(missing_ok=True)
     return done

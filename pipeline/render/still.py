@@ -11,7 +11,6 @@ clip is silent.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +37,7 @@ from pipeline.render.photo import Master, compose
 from pipeline.render.results import all_failed, plan_each
 from pipeline.render.video import encoder_args, rate
 from pipeline.schema import Preset
+from pipeline.scratch import scratch
 
 PUSH_IN = 0.06          # the picture grows by 6 % over the clip
 SUPERSAMPLE = 2
@@ -149,10 +149,10 @@ def render_stills(job: Job, master: Master, todo: list[tuple[Preset, VideoPlan]]
     measured = measure(bed) if bed else None
     gains = [gain_for(measured, *plan.loudness) if plan.audio and plan.loudness else None
              for _, plan in todo]
-    with tempfile.TemporaryDirectory(prefix="repurpose-still-") as scratch:
+    with scratch("still") as folder:
         frames = []
         for index, (_, plan) in enumerate(todo):
-            path = Path(scratch) / f"frame{index}.png"
+            path = folder / f"frame{index}.png"
             frame_for(master, plan).save(path, compress_level=1)
             frames.append(path)
         temps = temp_paths(job, todo)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from pipeline.ffmpeg import GLOBAL_ARGS, content_input, ffmpeg_exe, run_ffmpeg
 from pipeline.process import run_capped
 from pipeline.registry import registrar
 from pipeline.schema import SpeechOptions
+from pipeline.scratch import scratch
 from pipeline.subtitles.cues import Cue, Word
 from pipeline.trust import secret_args
 
@@ -62,8 +62,8 @@ def transcribe(master: Path, options: SpeechOptions, digest: str, label: str) ->
                     for a, b, text, words in cached["cues"]]
         except (KeyError, TypeError, ValueError):
             pass
-    with tempfile.TemporaryDirectory(prefix="repurpose-speech-") as tmp:
-        audio = Path(tmp) / "speech.wav"
+    with scratch("speech") as folder:
+        audio = folder / "speech.wav"
         run_ffmpeg([ffmpeg_exe(), *GLOBAL_ARGS, *content_input(master), "-map", "0:a:0",
                     "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(audio)], label)
         try:

@@ -4,7 +4,6 @@ embedded text subtitle stream. Parsed with pysubs2."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pysubs2
@@ -12,6 +11,7 @@ import pysubs2
 from pipeline.errors import InputError
 from pipeline.ffmpeg import GLOBAL_ARGS, content_input, ffmpeg_exe, run_ffmpeg
 from pipeline.model import VideoInfo
+from pipeline.scratch import scratch
 from pipeline.subtitles.cues import Cue
 from pipeline.trust import inside
 
@@ -70,8 +70,8 @@ def embedded_cues(master: Path, info: VideoInfo, label: str) -> list[Cue]:
     stream = next((s for s in info.subtitles if s.is_text), None)
     if stream is None:
         return []
-    with tempfile.TemporaryDirectory(prefix="repurpose-subs-") as tmp:
-        target = Path(tmp) / "embedded.srt"
+    with scratch("subs") as folder:
+        target = folder / "embedded.srt"
         run_ffmpeg([ffmpeg_exe(), *GLOBAL_ARGS, *content_input(master), "-map",
                     f"0:{stream.index}", "-f", "srt", str(target)], label)
         return load_cues(target, label)
