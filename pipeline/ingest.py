@@ -90,7 +90,8 @@ def _add_source(found: Found, source: Path, skip: set[Path], shoot_root: Path | 
     root = shoot_root if shoot_root and shoot_root in named.parents else None
     label = str(named.relative_to(root)) if root and source in aliases else str(named)
     if not trusted:
-        link = _first_link(named, root or named.parent)
+        # An alias's own name is never read (its copy is), only the folders above it.
+        link = _first_link(named.parent if source in aliases else named, root or named.parent)
         if link is not None:
             found.errors.append(_link_error(link, root or named.parent, label))
             return
