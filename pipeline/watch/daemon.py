@@ -33,7 +33,7 @@ from pipeline.watch.folders import (
 )
 from pipeline.watch.ledger import CRASHED, Ledger, LedgerError
 from pipeline.watch.messages import error_text, log, reasons
-from pipeline.watch.outbox import guard, relabel
+from pipeline.watch.outbox import guard, relabel, relabel_all
 from pipeline.watch.settle import complete, fingerprint, held, identity
 from pipeline.watch.stage import Workspace, context, remove_stale
 
@@ -355,8 +355,9 @@ class Watcher:
 
     def cleanup(self) -> None:
         """At start: what a crash left (files marked rendering, our temporary outputs,
-        private copies), and a umask that keeps every folder and file the watcher
-        makes from being writable by group or others."""
+        private copies), manifests an earlier version labelled with the operator's
+        paths, and a umask that keeps every folder and file the watcher makes from
+        being writable by group or others."""
         os.umask(os.umask(0) | OTHERS_WRITE)    # no thread runs yet to see umask 0
         if self.trust_inbox:
             log(f"trusting shoot.yaml files in {self.inbox}: they may run programs, call "
@@ -367,6 +368,7 @@ class Watcher:
             log(f"{back} file(s) left rendering by a crash are pending again")
         if self.out.is_dir() and not self.out.is_symlink():
             remove_stale_temps(self.out)
+            relabel_all(self.inbox, self.out)
         remove_stale(self.inbox)
 
     def step(self) -> None:

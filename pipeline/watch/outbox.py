@@ -60,3 +60,20 @@ def relabel(inbox: Path, out: Path) -> None:
     prefix = shown.encode("utf-8", "backslashreplace")     # as write_manifest encodes
     if prefix in text:
         atomic_write(manifest, text.replace(prefix, b""))
+
+
+def relabel_all(inbox: Path, root: Path) -> int:
+    """At start, every manifest in output folder `root` relabelled: earlier versions
+    labelled masters by the operator's path, and a master keeps its output name only
+    when its label is the one it had (pipeline.outputs.assign_stems). Returns how
+    many manifests were looked at; one that cannot be rewritten now is left."""
+    seen = 0
+    for here, _, files in os.walk(root):    # a link to a folder is never entered
+        manifest = Path(here) / MANIFEST
+        if MANIFEST in files and manifest.is_file() and not manifest.is_symlink():
+            seen += 1
+            try:
+                relabel(inbox, Path(here))
+            except OSError as exc:
+                log(f"{manifest}: left as it is for now ({exc.strerror or exc})")
+    return seen

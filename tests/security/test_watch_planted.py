@@ -153,6 +153,23 @@ def test_nothing_a_stranger_reads_names_the_operators_paths(tmp_path):
     assert bad["errors"][0]["error"].startswith("bad/shoot.yaml:2: speech.provider")
 
 
+@pytest.mark.slow
+def test_manifests_labelled_by_an_earlier_version_are_relabelled_and_names_kept(tmp_path):
+    inbox = make_inbox(tmp_path)
+    photo(inbox / "sub" / "a.jpg", "red")
+    assert watch_once(inbox).returncode == 0
+    manifest = inbox / "Output" / "sub" / "manifest.json"
+    body = json.loads(manifest.read_text())
+    for variant in body["variants"]:        # as earlier versions wrote it
+        variant["source"] = variant["plan"]["source"] = str(inbox / "sub" / "a.jpg")
+    manifest.write_text(json.dumps(body))
+    photo(inbox / "sub" / "a.jpg", "blue")  # saved again: rendered again, under its name
+    again = watch_once(inbox)
+    assert again.returncode == 0, again.stderr
+    assert [p.name for p in (inbox / "Output" / "sub" / "x-image").glob("*.jpg")] == ["a.jpg"]
+    assert str(tmp_path) not in manifest.read_text()
+
+
 # ------------------------------------------------------------------------- L7: same content
 
 

@@ -136,43 +136,6 @@ def test_stale_temps_are_ours_of_dead_processes_only_and_never_through_links(tmp
     assert remove_stale_temps(tmp_path / "missing") == 0
 
 
-@pytest.mark.slow
-def test_start_up_clean_up_never_deletes_through_links(tmp_path):
-    inbox = make_inbox(tmp_path)
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    gone = dead_pid()
-    beyond = outside / f".a.jpg.{gone}.part"
-    beyond.write_bytes(b"someone else's")
-    (inbox / "Output" / "x-image").mkdir(parents=True)
-    (inbox / "Output" / "linked").symlink_to(outside, target_is_directory=True)
-    stale = inbox / "Output" / "x-image" / f".a.jpg.{gone}.part"
-    stale.write_bytes(b"ours, left by a kill")
-    done = watch_once(inbox)
-    assert done.returncode == 0, done.stderr
-    assert beyond.read_bytes() == b"someone else's" and not stale.exists()
-
-
-@pytest.mark.slow
-def test_a_link_made_in_output_is_removed_never_written_through(tmp_path):
-    inbox = make_inbox(tmp_path)
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "victim.json").write_text("precious")
-    (inbox / "Output").mkdir()
-    (inbox / "Output" / "x-image").symlink_to(outside, target_is_directory=True)
-    (inbox / "Output" / "manifest.json").symlink_to(outside / "victim.json")
-    photo(inbox / "a.jpg")
-    done = watch_once(inbox, "--retry-wait", "60")
-    assert done.returncode == 0, done.stderr            # one stranger's link stops nobody
-    assert [p.name for p in outside.iterdir()] == ["victim.json"]
-    assert (outside / "victim.json").read_text() == "precious"
-    for name in ("x-image", "manifest.json"):
-        assert f"Output/{name}: a link (to {outside}" in done.stderr and "removed" in done.stderr
-    assert (inbox / "Output" / "x-image" / "a.jpg").is_file()
-    assert not (inbox / "Output" / "x-image").is_symlink() and "pausing" not in done.stderr
-
-
 def test_a_planted_temporary_name_is_not_written_through(tmp_path):
     from pipeline.outputs import atomic_write
 
