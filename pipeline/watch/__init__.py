@@ -13,8 +13,13 @@ rescan catches what events miss (daemon).
 
 Everything in the inbox comes from strangers: links are never followed out
 of it, every write is a new file or a rename onto a free name, one lock
-keeps a second watcher out (folders), names are escaped in every line
-(messages), and only faults outside the master are retried (faults).
+keeps a second watcher out, and the folders the watcher writes are its own,
+nobody else may write in them (folders). The render reads a private copy of
+each master and its sidecars, made through the descriptor its digest was
+read from, never the inbox's file by name (stage); links found in Output/
+are removed and the manifest names files as the inbox knows them (outbox).
+A ledger not of our making is refused (ledger). Names are escaped in every
+line (messages), and only faults outside the master are retried (faults).
 """
 
 from pipeline.watch.daemon import Watcher, install_stop

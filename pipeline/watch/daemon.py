@@ -215,12 +215,8 @@ class Watcher:
             self._move(t.path, t.key, SOURCE)
             log(f"{t.key}: same content as a file already rendered; moved to {SOURCE}/")
             return
-        same = row is not None and row["sha256"] == t.digest   # new content: new count
-        attempts = (row["attempts"] if same and row is not None else 0) + 1
-        if same and row is not None and row["error"] == CRASHED and attempts > MAX_ATTEMPTS:
-            # It stops the whole watcher (a decoder crash, memory): no more tries.
-            self._fail(t.path, t.key, [f"{CRASHED}, {attempts - 1} times; it may crash the "
-                                       "decoder or need more memory than there is"])
+        attempts = self._attempts(t, row)
+        if attempts is None:
             return
         self.ledger.set(t.key, size=t.info.st_size, mtime=t.info.st_mtime, sha256=t.digest,
                         context=t.context, state="rendering", attempts=attempts, error=None,
@@ -231,11 +227,28 @@ class Watcher:
             errors = self._staged_render(t)
         finally:
             self.work.clear()
-        now = identity(t.path)
+        self._settle(t, errors, attempts)
+
+    def _attempts(self, t: Taken, row: sqlite3.Row | None) -> int | None:
+        """Which attempt at this content this is; None when it failed instead."""
+        same = row is not None and row["sha256"] == t.digest   # new content: new count
+        attempts = (row["attempts"] if same and row is not None else 0) + 1
+        if same and row is not None and row["error"] == CRASHED and attempts > MAX_ATTEMPTS:
+            # It stops the whole watcher (a decoder crash, memory): no more tries.
+            self._fail(t.path, t.key, [f"{CRASHED}, {attempts - 1} times; it may crash the "
+                                       "decoder or need more memory than there is"])
+            return None
+        return attempts
+
+    def _settle(self, t: Taken, errors: list[PipelineError] | None, attempts: int) -> None:
+        """Record what came of an attempt: None for errors is a copy that was not what
+        had been read."""
         if errors is None:
             self.ledger.set(t.key, state="pending", attempts=attempts - 1, error=None)
             log(f"{t.key}: changed while it was copied; taken again once it settles")
-        elif now != identity(t.info):
+            return
+        now = identity(t.path)
+        if now != identity(t.info):
             self._changed(t.key, now is None, errors, attempts)
         else:
             self._conclude(t.path, t.key, errors, attempts)
