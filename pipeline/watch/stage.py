@@ -81,19 +81,24 @@ class Workspace:
 
 
 def remove_stale(inbox: Path) -> int:
-    """Work folders of watchers no longer alive (a kill -9 leaves its copies), and
-    one of our own pid (an earlier process that had it): removed. Returns how many."""
+    """Work folders of watchers no longer alive (a kill -9 leaves its copies), one of
+    our own pid (an earlier process that had it), and any link named like one (never
+    ours; unlinking does not follow it): removed. Returns how many."""
     removed = 0
     try:
         with opened(inbox, [STATE]) as state:
             for entry in os.scandir(state):
                 match = WORK.fullmatch(entry.name)
-                if match is None or not entry.is_dir(follow_symlinks=False):
+                if match is None:
                     continue
-                pid = int(match["pid"])
-                if pid == os.getpid() or not alive(pid):
+                if entry.is_symlink():
+                    os.unlink(entry.name, dir_fd=state)
+                elif entry.is_dir(follow_symlinks=False) and (
+                        int(match["pid"]) == os.getpid() or not alive(int(match["pid"]))):
                     remove_tree(state, entry.name)
-                    removed += 1
+                else:
+                    continue
+                removed += 1
     except (FileNotFoundError, WriteError):
         return removed
     return removed

@@ -209,12 +209,14 @@ def test_work_folders_of_dead_watchers_are_removed_at_start(tmp_path):
             (state / f"work-{pid}").mkdir()
             (state / f"work-{pid}" / "a.jpg").write_bytes(b"copy")
         (state / f"work-{dead.pid}" / "out").symlink_to(outside, target_is_directory=True)
+        (state / "work-1").symlink_to(outside, target_is_directory=True)    # pid 1 lives
         umask = os.umask(0o022)
         try:
             watcher_of(inbox).cleanup()
         finally:
             os.umask(umask)
         assert not (state / f"work-{dead.pid}").exists()
+        assert not (state / "work-1").is_symlink()
         assert (state / f"work-{live.pid}" / "a.jpg").exists()     # its watcher is alive
         assert (outside / "keep.jpg").read_bytes() == b"someone else's"
     finally:
