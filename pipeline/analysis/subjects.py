@@ -23,6 +23,7 @@ from pipeline.registry import registrar
 
 MIN_FACE = 0.06           # smallest face, as a share of the picture's shorter side
 MERGE_OVERLAP = 0.3        # boxes overlapping more than this (IoU) are one subject
+MAX_SUBJECTS = 32          # a crowd is framed by its largest faces; more cost memory only
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,14 @@ def detector(name: str) -> Detector:
 
 
 def find_subjects(grey: np.ndarray) -> list[Subject]:
-    """Faces when there are any, else the most salient region."""
-    return detector("faces")(grey) or detector("saliency")(grey)
+    """Faces when there are any, else the most salient region; at most MAX_SUBJECTS
+    (the largest), in the order the detector gave them."""
+    found = detector("faces")(grey) or detector("saliency")(grey)
+    if len(found) <= MAX_SUBJECTS:
+        return found
+    order = sorted(range(len(found)), key=lambda i: -found[i].width * found[i].height)
+    keep = set(order[:MAX_SUBJECTS])
+    return [s for i, s in enumerate(found) if i in keep]
 
 
 @register("faces")

@@ -2,33 +2,45 @@
 
 One ffmpeg run decodes the master once: the picture is shrunk to 160 px
 wide, ffmpeg's scene detector (`scdet`) scores every frame at the full rate,
-and a 10 Hz greyscale copy streams out for motion; a 5 Hz greyscale copy at
-most 480 px wide goes to the subject detectors; the first audio stream comes
-out as 16 kHz mono for its energy. Signals are sampled every STEP_MS,
-subjects every DETECT_MS.
+and a greyscale copy streams out for motion every `step_ms`; a greyscale copy
+at most 480 px wide goes to the subject detectors every `detect_ms`; the first
+audio stream comes out as 16 kHz mono for its energy per `step_ms`. Everything
+streams through pipes (pipeline.analysis.pipes) into meters that keep only
+their results, so neither memory nor disk grows with the master.
+
+The work is budgeted: up to 11 minutes a master is sampled every STEP_MS and
+DETECT_MS; a longer one is sampled more sparsely (whole multiples of them), so
+it yields at most about MAX_MOTION_SAMPLES and MAX_DETECT_SAMPLES. The Analysis
+records the steps it used, and planning reads them from it.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import ffmpeg
-import numpy as np
 
 from pipeline.analysis import cache
-from pipeline.analysis.subjects import Subject, find_subjects
+from pipeline.analysis.meters import Looks, Loudness, Motion, SceneLog
+from pipeline.analysis.pipes import Sink, run_piped
+from pipeline.analysis.subjects import Subject
 from pipeline.errors import RenderError
-from pipeline.ffmpeg import compile_argv, ffmpeg_exe, run_ffmpeg
+from pipeline.ffmpeg import CONTENT_INPUT, compile_argv, ffmpeg_exe
 from pipeline.model import VideoInfo
 
-VERSION = 2                # bump when what is measured changes: old cache entries are ignored
-STEP_MS = 100
-DETECT_MS = 200
+VERSION = 3                # bump when what is measured changes: old cache entries are ignored
+STEP_MS = 100              # signals' step, up to the budget
+DETECT_MS = 200            # subjects' step, up to the budget
+MAX_MOTION_SAMPLES = 6600  # 11 minutes at STEP_MS
+MAX_DETECT_SAMPLES = 3300  # 11 minutes at DETECT_MS
+# A master whose stream outlasts its probed duration is read to its end, but only
+# this many samples of it are kept (and shot changes: one per step at most).
+HARD_LIMIT = 2
 WIDTH = 160
 DETECT_WIDTH = 480
 SCENE_THRESHOLD = 10.0     # scdet score (0-100) above which a frame starts a new shot
@@ -37,14 +49,21 @@ AUDIO_RATE = 16000
 
 @dataclass(frozen=True)
 class Analysis:
-    """Signals of one master, one value per STEP_MS from its start."""
+    """Signals of one master, one value per `step_ms` from its start."""
 
     duration_ms: int
     motion: tuple[float, ...]          # mean absolute change between samples, 0-1
     audio_rms: tuple[float, ...] | None  # RMS of the first audio stream, 0-1 (None: silent master)
     shots: tuple[int, ...]             # milliseconds where a new shot starts
-    # Faces (or else the most salient region) every DETECT_MS from the start.
+    # Faces (or else the most salient region) every `detect_ms` from the start.
     subjects: tuple[tuple[Subject, ...], ...] = ()
+    step_ms: int = STEP_MS             # of motion and audio_rms
+    detect_ms: int = DETECT_MS         # of subjects
+
+    def __post_init__(self) -> None:
+        if self.step_ms < 1 or self.detect_ms < 1:
+            raise ValueError(f"analysis steps must be positive: {self.step_ms}, "
+                             f"{self.detect_ms}")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -57,7 +76,8 @@ class Analysis:
         return cls(int(data["duration_ms"]), tuple(data["motion"]),
                    tuple(rms) if rms is not None else None, tuple(data["shots"]),
                    tuple(tuple(Subject.from_list(s) for s in sample)
-                         for sample in data["subjects"]))
+                         for sample in data["subjects"]),
+                   int(data["step_ms"]), int(data["detect_ms"]))
 
 
 def analyze_video(source: Path, info: VideoInfo, digest: str, label: str) -> Analysis:
@@ -74,68 +94,70 @@ def analyze_video(source: Path, info: VideoInfo, digest: str, label: str) -> Ana
     return result
 
 
+def sample_steps(duration_ms: int) -> tuple[int, int]:
+    """The signals' and the subjects' step for a master this long: STEP_MS and
+    DETECT_MS, or whole multiples of them that keep a long master within budget."""
+    length = max(duration_ms, 1)
+    return (STEP_MS * math.ceil(length / (STEP_MS * MAX_MOTION_SAMPLES)),
+            DETECT_MS * math.ceil(length / (DETECT_MS * MAX_DETECT_SAMPLES)))
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """The shape of one analysis pass."""
+
+    source: Path
+    audio: bool
+    small: tuple[int, int]           # motion frames, px
+    detect: tuple[int, int]          # detection frames, px
+    step_ms: int
+    detect_ms: int
+
+
 def _measure(source: Path, info: VideoInfo, label: str) -> Analysis:
-    small = _size(info, WIDTH)
-    detect = _size(info, min(DETECT_WIDTH, info.width))
-    with tempfile.TemporaryDirectory(prefix="repurpose-analysis-") as tmp:
-        folder = Path(tmp)
-        scenes, sound = folder / "scenes.txt", folder / "audio.raw"
-        frames, looks = folder / "motion", folder / "detect"
-        stream = ffmpeg.input(str(source.absolute()))
-        both = stream["v:0"].filter_multi_output("split", 2)
-        motion = (both[0].filter("scale", *small, flags="area")
-                  .filter("scdet", threshold=SCENE_THRESHOLD)
-                  .filter("metadata", mode="print", key="lavfi.scd.time", file=str(scenes))
-                  .filter("fps", 1000 // STEP_MS).filter("format", "gray"))
-        seen = (both[1].filter("fps", 1000 // DETECT_MS)
-                .filter("scale", *detect, flags="area").filter("format", "gray"))
-        outs = [motion.output(str(frames), f="rawvideo", pix_fmt="gray"),
-                seen.output(str(looks), f="rawvideo", pix_fmt="gray")]
-        if info.audio:
-            outs.append(stream["a:0"].output(str(sound), f="s16le", ac=1, ar=AUDIO_RATE,
-                                             **{"c:a": "pcm_s16le"}))
-        argv = compile_argv(ffmpeg.merge_outputs(*outs), ffmpeg_exe())
-        run_ffmpeg(argv, label)
-        moves = _motion(_frames(frames, small, label))
-        subjects = tuple(tuple(find_subjects(np.ascontiguousarray(picture)))
-                         for picture in _frames(looks, detect, label))
-        rms = _rms(np.fromfile(sound, dtype="<i2")) if info.audio and sound.exists() else None
-        shots = _shots(scenes.read_text(encoding="utf-8") if scenes.exists() else "")
-    return Analysis(info.duration_ms, moves, rms, shots, subjects)
+    step, detect_step = sample_steps(info.duration_ms)
+    shape = _Pass(source.absolute(), bool(info.audio), _size(info, WIDTH),
+                  _size(info, min(DETECT_WIDTH, info.width)), step, detect_step)
+    # Shot changes are kept at the signals' resolution once a master is long enough
+    # to be sampled sparsely; before that, every one scdet finds.
+    scenes = SceneLog(1 if step == STEP_MS else step, HARD_LIMIT * MAX_MOTION_SAMPLES)
+    motion = Motion(shape.small, HARD_LIMIT * MAX_MOTION_SAMPLES)
+    sound = Loudness(AUDIO_RATE * step // 1000, HARD_LIMIT * MAX_MOTION_SAMPLES)
+    with Looks(shape.detect, HARD_LIMIT * MAX_DETECT_SAMPLES) as looks:
+        sinks: list[Sink] = [scenes, motion, looks, *([sound] if shape.audio else [])]
+        run_piped(lambda urls: _argv(shape, urls), sinks, label)
+    if not motion.values or not looks.samples:
+        raise RenderError("analysis decoded no frames", path=label,
+                          hint="the master may be damaged; export it again")
+    return Analysis(info.duration_ms, tuple(motion.values),
+                    tuple(sound.values) if shape.audio else None, scenes.shots(),
+                    tuple(looks.samples), step, detect_step)
+
+
+def _argv(shape: _Pass, urls: Sequence[str]) -> list[str]:
+    """One decode: the scene log, motion frames, detection frames and (with sound)
+    the audio samples go to `urls`, in that order."""
+    stream = ffmpeg.input(str(shape.source), **CONTENT_INPUT)
+    both = stream["v:0"].filter_multi_output("split", 2)
+    motion = (both[0].filter("scale", *shape.small, flags="area")
+              .filter("scdet", threshold=SCENE_THRESHOLD)
+              .filter("metadata", mode="print", key="lavfi.scd.time", file=urls[0])
+              .filter("fps", _rate(shape.step_ms)).filter("format", "gray"))
+    seen = (both[1].filter("fps", _rate(shape.detect_ms))
+            .filter("scale", *shape.detect, flags="area").filter("format", "gray"))
+    outs = [motion.output(urls[1], f="rawvideo", pix_fmt="gray"),
+            seen.output(urls[2], f="rawvideo", pix_fmt="gray")]
+    if shape.audio:
+        outs.append(stream["a:0"].output(urls[3], f="s16le", ac=1, ar=AUDIO_RATE,
+                                         **{"c:a": "pcm_s16le"}))
+    return compile_argv(ffmpeg.merge_outputs(*outs), ffmpeg_exe())
+
+
+def _rate(step_ms: int) -> str:
+    """Frames a second for one every `step_ms`: "10" as before, "5/33" for 6.6 s."""
+    return str(Fraction(1000, step_ms))
 
 
 def _size(info: VideoInfo, width: int) -> tuple[int, int]:
     width = max(2, width // 2 * 2)
     return width, max(2, round(width * info.height / max(info.width, 1) / 2) * 2)
-
-
-def _frames(path: Path, size: tuple[int, int], label: str) -> np.ndarray:
-    """Raw greyscale frames of `size`, read without copying them into memory."""
-    width, height = size
-    count = path.stat().st_size // (width * height) if path.exists() else 0
-    if count == 0:
-        raise RenderError("analysis decoded no frames", path=label,
-                          hint="the master may be damaged; export it again")
-    return np.memmap(path, dtype=np.uint8, mode="r", shape=(count, height, width))
-
-
-def _motion(frames: np.ndarray) -> tuple[float, ...]:
-    if len(frames) < 2:
-        return (0.0,) * len(frames)
-    change = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2)) / 255
-    return (0.0, *(round(float(v), 5) for v in change))
-
-
-def _rms(samples: np.ndarray) -> tuple[float, ...]:
-    per_step = AUDIO_RATE * STEP_MS // 1000
-    steps = math.ceil(samples.size / per_step)
-    padded = np.zeros(steps * per_step, dtype=np.float64)
-    padded[: samples.size] = samples / 32768.0
-    power = (padded.reshape(steps, per_step) ** 2).mean(axis=1)
-    return tuple(round(float(v), 5) for v in np.sqrt(power))
-
-
-def _shots(printed: str) -> tuple[int, ...]:
-    times = sorted({round(float(m) * 1000) for m in re.findall(r"lavfi\.scd\.time=([\d.]+)",
-                                                               printed)})
-    return tuple(t for t in times if t > 0)

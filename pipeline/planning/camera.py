@@ -1,7 +1,8 @@
 """Camera paths for video crops: per shot, a window that stays still while the
 subject stays inside it, and otherwise pans smoothly after it.
 
-Pure functions over the analysis (subjects every DETECT_MS, shot changes).
+Pure functions over the analysis (subjects every `step_ms`, the analysis's
+detect_ms, and shot changes).
 A path is a list of keyframes (master milliseconds, left, top) in master
 pixels, linear between keyframes; two keyframes at the same moment are a hard
 cut, which only happens at a shot change.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.analysis import STEP_MS, Analysis
+from pipeline.analysis import Analysis
 
 SNAP_MS = 2000             # a cut moves at most this far (and at most a tenth of its part)
 DISTANCE_WEIGHT = 0.15     # how much a quiet moment farther away must beat a nearer one
@@ -25,10 +25,12 @@ class Cut:
 
 class Signals:
     """The analysis as normalised arrays: activity (motion plus sound) and
-    loudness, each 0-1 relative to the master's own busy moments."""
+    loudness, each 0-1 relative to the master's own busy moments, one value per
+    `step` ms (the analysis's own: longer masters are sampled more sparsely)."""
 
     def __init__(self, analysis: Analysis) -> None:
         self.shots = analysis.shots
+        self.step = analysis.step_ms
         motion = _normalise(np.asarray(analysis.motion, dtype=np.float64))
         sound = (_normalise(np.asarray(analysis.audio_rms, dtype=np.float64))
                  if analysis.audio_rms else None)
@@ -39,13 +41,14 @@ class Signals:
     def best_start(self, start: int, end: int, length: int) -> int:
         """The start of the `length` ms window in [start, end] with the most going on
         (the earliest of equals)."""
-        first, last = start // STEP_MS, (end - length) // STEP_MS
-        span = max(1, length // STEP_MS)
+        step = self.step
+        first, last = start // step, (end - length) // step
+        span = max(1, length // step)
         if last <= first:
             return start
         totals = np.concatenate(([0.0], np.cumsum(_fit(self.activity, last + span))))
         scores = totals[first + span: last + span + 1] - totals[first: last + 1]
-        return max(start, min(end - length, (first + int(np.argmax(scores))) * STEP_MS))
+        return max(start, min(end - length, (first + int(np.argmax(scores))) * step))
 
     def snap(self, nominal: int, low: int, high: int) -> Cut:
         """The best place for a cut planned at `nominal`, within [low, high]: the
@@ -58,7 +61,7 @@ class Signals:
         if self.sound is None:
             return Cut(nominal, "")
         reach = max(high - nominal, nominal - low, 1)
-        candidates = range(-(-low // STEP_MS) * STEP_MS, high + 1, STEP_MS)
+        candidates = range(-(-low // self.step) * self.step, high + 1, self.step)
         best = min(candidates, default=nominal,
                    key=lambda t: self._level(t) + DISTANCE_WEIGHT * abs(t - nominal) / reach)
         if self._level(best) >= self._level(nominal):
@@ -68,7 +71,7 @@ class Signals:
     def _level(self, at: int) -> float:
         """Sound around a cut: the steps just before and just after it."""
         assert self.sound is not None
-        index = at // STEP_MS
+        index = at // self.step
         around = self.sound[max(0, index - 1): index + 1]
         return float(around.mean()) if around.size else 0.0
 

@@ -48,7 +48,8 @@ def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str
         keys: tuple[tuple[int, float, float], ...] = ()
         if follow and geometry.fit == "crop":
             path = camera_path(info.width, info.height, preset.size[0] / preset.size[1],
-                               segment, analysis.subjects if analysis else (), DETECT_MS,
+                               segment, analysis.subjects if analysis else (),
+                               analysis.detect_ms if analysis else DETECT_MS,
                                analysis.shots if analysis else (), choices.pins)
             if path is not None:
                 crop, framing, keys = path.box(segment[0]), path.framing, path.keyframes
