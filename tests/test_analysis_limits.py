@@ -283,6 +283,22 @@ def test_a_master_over_eleven_minutes_is_sampled_more_sparsely(tmp_path):
     assert analysis.shots == (300_000,)
 
 
+def test_a_very_tall_master_is_analysed_squashed(tmp_path):
+    from dataclasses import replace
+
+    from pipeline.analysis.video import _size
+
+    master = tmp_path / "banner.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=s=16x1024:d=1:r=10", "-c:v", "libx264", "-preset", "ultrafast",
+                    str(master)], check=True)
+    info = probe_video(Asset(master, master.name, master.stem, master.parent, master.name))
+    assert _size(info, 160) == (160, 640) and _size(info, 16) == (16, 64)
+    assert _size(replace(info, width=1080, height=1920), 160) == (160, 284)    # as before
+    analysis = analyze_video(master, info, f"banner-{time.time()}", master.name)
+    assert len(analysis.motion) == 10 and len(analysis.subjects) == 5
+
+
 MEASURE = """
 import json, resource, sys, time
 from pathlib import Path

@@ -38,11 +38,13 @@ STEP_MS = 100              # signals' step, up to the budget
 DETECT_MS = 200            # subjects' step, up to the budget
 MAX_MOTION_SAMPLES = 6600  # 11 minutes at STEP_MS
 MAX_DETECT_SAMPLES = 3300  # 11 minutes at DETECT_MS
-# A master whose stream outlasts its probed duration is read to its end, but only
-# this many samples of it are kept (and shot changes: one per step at most).
+# A master whose stream outlasts its probed duration is read to its end, but no more
+# than HARD_LIMIT times the budget of samples (or of shot changes) is kept.
 HARD_LIMIT = 2
 WIDTH = 160
 DETECT_WIDTH = 480
+TALLEST = 4                # analysis frames at most 4 times as tall as wide (a 1:4 banner):
+                           # a taller master is squashed, not decoded to megabytes a frame
 SCENE_THRESHOLD = 10.0     # scdet score (0-100) above which a frame starts a new shot
 AUDIO_RATE = 16000
 
@@ -160,4 +162,5 @@ def _rate(step_ms: int) -> str:
 
 def _size(info: VideoInfo, width: int) -> tuple[int, int]:
     width = max(2, width // 2 * 2)
-    return width, max(2, round(width * info.height / max(info.width, 1) / 2) * 2)
+    height = max(2, round(width * info.height / max(info.width, 1) / 2) * 2)
+    return width, min(height, TALLEST * width)
