@@ -313,7 +313,9 @@ master = Path(sys.argv[1])
 info = probe_video(Asset(master, master.name, master.stem, master.parent, master.name))
 analysis = analyze_video(master, info, "limits-" + str(time.time()), master.name)
 Path(sys.argv[2]).write_text(json.dumps({
-    "self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    # VmHWM, not ru_maxrss: that one carries the parent's (pytest's) peak across exec.
+    "self_kb": int(next(line.split()[1] for line in open("/proc/self/status")
+                        if line.startswith("VmHWM:"))),
     "ffmpeg_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     "analysis": analysis.to_dict()}))
 """

@@ -84,6 +84,40 @@ def test_path_expression_matches_the_path():
         assert evaluate((ms - 1000) / 1000) == pytest.approx(path.at(ms)[0], abs=1e-3)
 
 
+def test_a_path_of_hundreds_of_keyframes_crops_in_real_ffmpeg(tmp_path):
+    """ffmpeg's expression parser refuses a flat sum of more than about a hundred
+    terms; a long master's path has many more keyframes than that."""
+    import subprocess
+
+    from pipeline.ffmpeg import ffmpeg_exe
+    from pipeline.planning.camera import CameraPath
+
+    # A picture whose red is its column and whose green is its row.
+    ramp = np.zeros((200, 256, 3), np.uint8)
+    ramp[..., 0] = np.arange(256)[None, :]
+    ramp[..., 1] = np.arange(200)[:, None]
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    # 600 keyframes over 6 s: a zigzag with a cut every second.
+    keys = []
+    for k in range(600):
+        ms = k * 10 + 10 * (k // 100)
+        keys.append((ms, float((k * 7) % 150), float((k * 3) % 100)))
+        if k % 100 == 99:
+            keys.append((ms + 10, float(150 - (k % 150)), 50.0))
+    path = CameraPath((100, 100), tuple(keys), "test")
+    x, y = (path_expression(path.keyframes, axis, 0, 1.0, room)
+            for axis, room in ((1, 156), (2, 100)))
+    frames = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-loop", "1", "-framerate", "25", "-i", tmp_path / "ramp.png",
+         "-t", "6", "-vf", f"crop=100:100:'{x}':'{y}'", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True).stdout
+    crops = np.frombuffer(frames, np.uint8).reshape(-1, 100, 100, 3)
+    assert len(crops) == 150
+    for n, crop in enumerate(crops):
+        want = path.at(n * 40)
+        assert abs(int(crop[0, 0, 0]) - want[0]) <= 1 and abs(int(crop[0, 0, 1]) - want[1]) <= 1, n
+
+
 @pytest.mark.slow
 def test_reframed_render_keeps_the_face_in_every_checked_frame(tmp_path, astronaut):
     from test_render_video import frame_at

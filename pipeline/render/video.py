@@ -196,7 +196,12 @@ def path_expression(keys: Sequence[tuple[int, float, float]], axis: int, origin:
     keyframes, a step where two keyframes share a moment (a shot change). `scale`
     turns the path's display pixels into the picture's; with `room` (the farthest
     the window may go) the expression is clipped to [0, room], so that rounding in
-    the expression can never move the window out of the picture."""
+    the expression can never move the window out of the picture.
+
+    The terms are summed as a balanced tree of brackets: ffmpeg's expression
+    parser refuses a flat sum of more than about a hundred terms ("Failed to
+    configure input pad" on crop), which a long master's path exceeds, while
+    brackets nest only log2(terms) deep (libavutil/eval.c)."""
     terms = [f"{keys[0][axis] * scale:g}"]
     for (t0, *a), (t1, *b) in zip(keys, keys[1:], strict=False):
         change = (b[axis - 1] - a[axis - 1]) * scale
@@ -208,8 +213,16 @@ def path_expression(keys: Sequence[tuple[int, float, float]], axis: int, origin:
         else:
             length = (t1 - t0) / 1000
             terms.append(f"{change / length:+.4f}*clip(t-{begin:.4f},0,{length:.4f})")
-    expression = "".join(terms)
+    expression = _balanced_sum(terms)
     return expression if room is None else f"clip({expression},0,{room})"
+
+
+def _balanced_sum(terms: Sequence[str]) -> str:
+    """`terms` (each signed but the first) added up, bracketed in halves."""
+    if len(terms) <= 8:
+        return "".join(terms)
+    half = len(terms) // 2      # the second half's first term keeps its sign: +(-x...)
+    return f"({_balanced_sum(terms[:half])})+({_balanced_sum(terms[half:])})"
 
 
 # HDR (PQ or HLG, BT.2020) to SDR BT.709 with a filmic curve, not a clip.

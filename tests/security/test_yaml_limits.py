@@ -266,14 +266,18 @@ def test_fuzz_any_plain_tree_round_trips(tmp_path, tree):
 
 # -- the real CLI, in a subprocess, with its peak memory -----------------------------
 
+# The peak is VmHWM, this process's own high-water mark. ru_maxrss would not do:
+# the kernel carries the parent's peak across fork and exec into it, so under a
+# large pytest process it reports pytest's size.
 PEAK = """
-import resource, sys
+import sys
 from pipeline.cli import main
 sys.argv = ["repurpose", *sys.argv[1:]]
 try:
     main()
 finally:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
     sys.stderr.write(f"\\npeak-kib {peak}\\n")
 """
 
