@@ -232,7 +232,7 @@ def make_master(name: str) -> Path:
 
 
 def eval_videos() -> None:
-    from pipeline.analysis.video import DETECT_MS, analyze_video
+    from pipeline.analysis.video import analyze_video
     from pipeline.model import Asset
     from pipeline.planning.camera import camera_path
     from pipeline.planning.common import crop_window
@@ -250,7 +250,7 @@ def eval_videos() -> None:
         frames = round(seconds * FPS)
         for label, aspect in ASPECTS.items():
             path = camera_path(W, H, aspect, (0, info.duration_ms), analysis.subjects,
-                               DETECT_MS, analysis.shots)
+                               analysis.detect_ms, analysis.shots)
             centre = crop_window(W, H, aspect, None, even=True).as_tuple()
             ours = plain = 0
             lefts, still = [], []
