@@ -29,7 +29,6 @@ from media import gradient
 
 import pipeline.zipsource as zipsource
 from pipeline.ingest import ingest
-from pipeline.scratch import remove_stale
 from pipeline.zipsource import MAX_ZIP_MEMBERS
 
 MiB, GiB = 1024**2, 1024**3
@@ -242,52 +241,6 @@ def test_the_temp_folder_carries_our_pid_and_goes_on_every_exit(tmp_path):
     with pytest.raises(ValueError):
         ingest([archive, Path("bad\0name")])
     assert list(folder.parent.glob(f"repurpose-zip-{os.getpid()}-*")) == []
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()                     # reaped: its pid names no process now
-    return proc.pid
-
-
-def test_stale_folders_of_dead_processes_are_removed_and_nothing_else(tmp_path):
-    import fcntl
-
-    tmp, outside = tmp_path / "tmp", tmp_path / "outside"
-    tmp.mkdir()
-    outside.mkdir()
-    (outside / "keep.jpg").write_bytes(b"mine")
-    dead, alive = _dead_pid(), os.getppid()
-    stale = tmp / f"repurpose-zip-{dead}-abc123"
-    (stale / "00000").mkdir(parents=True)
-    (stale / "00000" / "page.png").write_bytes(b"x")
-    (stale / "00000" / "link").symlink_to(outside / "keep.jpg")
-    (stale / "dirlink").symlink_to(outside)
-    kept = {
-        "live": tmp / f"repurpose-zip-{alive}-abc123",
-        "locked": tmp / f"repurpose-zip-{dead}-locked1",        # another pid namespace
-        "link": tmp / f"repurpose-zip-{dead}-link12",
-        "file": tmp / f"repurpose-zip-{dead}-file12",
-        "other": tmp / "repurpose-zip-abcdef",                  # the old naming
-        "unrelated": tmp / f"other-{dead}-abc",
-    }
-    for name, path in kept.items():
-        if name == "link":
-            path.symlink_to(outside)
-        elif name == "file":
-            path.write_bytes(b"x")
-        else:
-            path.mkdir()
-    fd = os.open(kept["locked"], os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        assert remove_stale(tmp) == 1
-    finally:
-        os.close(fd)
-    assert not stale.exists()
-    assert all(os.path.lexists(p) for p in kept.values())
-    assert (outside / "keep.jpg").read_bytes() == b"mine" and (outside / "keep.jpg").exists()
-    assert remove_stale(tmp) == 1                   # unlocked now: it goes
 
 
 # -- fuzzing: a damaged ZIP is an error for it, never an exception ---------------------
