@@ -41,3 +41,13 @@ def cli_runner():
     from click.testing import CliRunner
 
     return CliRunner()
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    """A 3.2 s master at 30 fps with sound, for the video variant and manifest tests."""
+    from videotiming import encode
+
+    return encode(tmp_path / "m.mp4", "testsrc2=s=320x240:r=30:d=3.2", "-c:v", "libx264",
+                  "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                  audio="sine=f=440:d=3.2")
