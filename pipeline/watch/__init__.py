@@ -4,18 +4,19 @@ a file, laid out like Adobe Media Encoder's.
 Finished variants go to INBOX/Output (or --out), masters move to
 INBOX/Source after success, failures to INBOX/Failed with `<name>.error.txt`.
 A file is taken only once complete: its size and mtime unchanged for the
-settle time, nobody writing it, a movie with its index (settle). A SQLite
-ledger in INBOX/.repurpose remembers every file (ledger), so a restart
+settle time (scan), nobody writing it, a movie with its index (settle). A
+SQLite ledger in INBOX/.repurpose remembers every file (ledger), so a restart
 re-queues nothing that is done and a crash mid-render puts that file back to
 pending. The same content is rendered once; a changed file under the same
 name again. Filesystem events (watchdog) wake the loop early; a periodic
 rescan catches what events miss (daemon).
 
 Everything in the inbox comes from strangers: links are never followed out
-of it, every write is a new file or a rename onto a free name, one lock
-keeps a second watcher out, and the folders the watcher writes are its own,
-nobody else may write in them (folders). The render reads a private copy of
-each master and its sidecars, made through the descriptor its digest was
+of it (a link, a hard link or media named like a sidecar fails with the
+reason: scan), every write is a new file or a rename onto a free name, one
+lock keeps a second watcher out, and the folders the watcher writes are its
+own, nobody else may write in them (folders). The render reads a private copy
+of each master and its sidecars, made through the descriptor its digest was
 read from, never the inbox's file by name (stage); links found in Output/
 are removed and the manifest names files as the inbox knows them (outbox).
 A ledger not of our making is refused (ledger). Names are escaped in every

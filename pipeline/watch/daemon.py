@@ -1,5 +1,5 @@
-"""The watch loop: find settled files, render each with its own run, and move it
-to Source/ or Failed/ (pipeline.watch describes the whole folder)."""
+"""The watch loop: take each settled file (scan), render it with its own run, and
+move it to Source/ or Failed/ (pipeline.watch describes the whole folder)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ import errno
 import os
 import signal
 import sqlite3
-import stat
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pipeline.errors import PipelineError, WriteError, write_error
-from pipeline.ingest import _is_master_candidate, misnamed_media
 from pipeline.outputs import remove_stale_temps
 from pipeline.trust import Operator
 from pipeline.watch.faults import MAX_ATTEMPTS, backoff, disk_fault, transient
@@ -24,7 +21,6 @@ from pipeline.watch.folders import (
     OTHERS_WRITE,
     OUTPUT,
     SOURCE,
-    STATE,
     make_folders,
     move,
     move_with_note,
@@ -34,7 +30,8 @@ from pipeline.watch.folders import (
 from pipeline.watch.ledger import CRASHED, Ledger, LedgerError
 from pipeline.watch.messages import error_text, log, reasons
 from pipeline.watch.outbox import guard, relabel, relabel_all
-from pipeline.watch.settle import complete, fingerprint, held, identity
+from pipeline.watch.scan import Scan
+from pipeline.watch.settle import fingerprint, held, identity
 from pipeline.watch.stage import Workspace, context, remove_stale
 
 RESCAN_S = 10.0             # a rescan catches what filesystem events miss
@@ -43,13 +40,6 @@ ONCE_WAIT_S = 5.0           # --once waits for a retry or a pause no longer than
 # Failed writes that say something about the disk, not about the master.
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
                 errno.ENAMETOOLONG, errno.EMLINK, errno.EXDEV}
-
-
-@dataclass
-class Seen:
-    size: int
-    mtime: float
-    since: float        # when this size and mtime were first seen
 
 
 @dataclass
@@ -81,9 +71,7 @@ class Watcher:
         make_folders(self.inbox, self.own_output)
         self.ledger = Ledger(self.inbox)
         self.work = Workspace(self.inbox)
-        self.seen: dict[Path, Seen] = {}
-        self.sniffed: dict[Path, tuple[tuple[int, int], str | None]] = {}
-        self.left: set[Path] = set()        # could not be read, or empty: --once does not wait
+        self.scan = Scan(self.inbox, self.out, settle)
         self.failed_here: set[str] = set()
         self.paused_until = 0.0             # time.monotonic(); a refused write pauses all
         self.faults = 0                     # refused writes in a row
@@ -92,68 +80,6 @@ class Watcher:
 
     def key(self, path: Path) -> str:
         return str(path.relative_to(self.inbox))
-
-    # ---------------------------------------------------------------- finding files
-
-    def candidates(self) -> Iterator[Path]:
-        """What the inbox holds to take: masters, links (which fail) and media named
-        like sidecars (which fail). Our own and hidden folders are not entered, nor
-        any link (os.walk does not follow them)."""
-        skip = {self.inbox / n for n in (OUTPUT, SOURCE, FAILED, STATE)} | {self.out}
-        for folder, dirs, files in os.walk(self.inbox):
-            here = Path(folder)
-            links = [d for d in dirs if (here / d).is_symlink() and here / d not in skip]
-            dirs[:] = sorted(d for d in dirs if here / d not in skip and not d.startswith(".")
-                             and d not in links)
-            for name in sorted(files + links):
-                if not name.startswith(".") and self._wanted(here / name):
-                    yield here / name
-
-    def _wanted(self, path: Path) -> bool:
-        try:
-            info = os.lstat(path)
-        except OSError:
-            return False
-        if stat.S_ISLNK(info.st_mode):
-            return True
-        return stat.S_ISREG(info.st_mode) and (
-            _is_master_candidate(path) or self._misnamed(path, info) is not None)
-
-    def _misnamed(self, path: Path, info: os.stat_result) -> str | None:
-        """What a file with a sidecar's name really is, when it is a photo or a video
-        (a JPEG named manifest.json); looked at once per size and date."""
-        if _is_master_candidate(path):
-            return None
-        mark = (info.st_size, info.st_mtime_ns)
-        known = self.sniffed.get(path)
-        if known is None or known[0] != mark:
-            known = self.sniffed[path] = (mark, misnamed_media(path))
-        return known[1]
-
-    def ready(self) -> list[Path]:
-        """Files whose size and mtime have not changed for the settle time."""
-        now, found, present = time.monotonic(), [], set()
-        for path in self.candidates():
-            present.add(path)
-            try:
-                info = os.lstat(path)
-            except OSError:
-                continue
-            seen = self.seen.get(path)
-            if seen is None or (seen.size, seen.mtime) != (info.st_size, info.st_mtime):
-                self.seen[path] = Seen(info.st_size, info.st_mtime, now)
-                self.left.discard(path)
-                continue
-            if now - seen.since < self.settle:
-                continue
-            if info.st_size == 0:
-                self.left.add(path)             # an empty file waits for its content
-            elif stat.S_ISLNK(info.st_mode) or complete(path):
-                found.append(path)
-        for gone in set(self.seen) - present:
-            del self.seen[gone]
-            self.sniffed.pop(gone, None)
-        return found
 
     # ---------------------------------------------------------------- one file
 
@@ -170,7 +96,7 @@ class Watcher:
             self._pause(key, LedgerError(f"the ledger {self.ledger.path}: {exc}",
                                          hint="move it away and start the watcher again"))
         except OSError as exc:
-            self.left.add(path)
+            self.scan.left.add(path)
             log(f"{key}: skipped for now ({exc.strerror or exc})")
 
     def _take(self, path: Path, key: str) -> None:
@@ -180,7 +106,7 @@ class Watcher:
         parts = path.relative_to(self.inbox).parent.parts
         with reading(self.inbox, parts) as folder:
             info = os.stat(path.name, dir_fd=folder, follow_symlinks=False)
-            refusal = self._refusal(path, folder, info)
+            refusal = self.scan.refusal(path, folder, info)
             if refusal:
                 self._fail(path, key, [refusal])
                 return
@@ -188,22 +114,6 @@ class Watcher:
                 taken = Taken(path, key, info, folder, master, fingerprint(master),
                               context(self.inbox, parts, self.trust_inbox))
                 self._judge(taken, row)
-
-    def _refusal(self, path: Path, folder: int, info: os.stat_result) -> str | None:
-        """Why a file is not rendered at all, or None."""
-        if stat.S_ISLNK(info.st_mode):
-            return (f"a link (to {os.readlink(path.name, dir_fd=folder)}); the watcher does "
-                    "not follow links out of an inbox: put the file itself there")
-        if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
-            # Another name of a file that may be anyone's (where hard links to others'
-            # files are allowed, fs.protected_hardlinks=0): read as if it were content.
-            return (f"a hard link ({info.st_nlink} names for one file); the watcher reads "
-                    "only files of their own: copy the file itself in")
-        what = self._misnamed(path, info)
-        if what:
-            return (f"{what} named like a sidecar file ({path.suffix}); rename it with its "
-                    "real extension and put it back")
-        return None
 
     def _judge(self, t: Taken, row: sqlite3.Row | None) -> None:
         """Take a master already read: done when the same content was rendered in the
@@ -355,7 +265,7 @@ class Watcher:
             if exc.errno not in WRITE_ERRNOS:
                 raise
             raise write_error(exc, f"{self.inbox / folder / key}", key) from exc
-        self.seen.pop(path, None)
+        self.scan.seen.pop(path, None)
         return str(PurePosixPath(*parent, name))
 
     # ---------------------------------------------------------------- the loop
@@ -393,7 +303,7 @@ class Watcher:
                     f"cannot write {self.ledger.path}: {self.ledger.fault}",
                     hint="free space or make the inbox's disk writable"))
             return
-        for path in self.ready():
+        for path in self.scan.ready():
             if self.stopping or time.monotonic() < self.paused_until:
                 break
             self.take(path)
@@ -407,19 +317,19 @@ class Watcher:
             if not self._waiting():
                 break
             time.sleep(min(1.0, max(0.1, self.settle / 4)))
-        left = list(self.candidates())
+        left = list(self.scan.candidates())
         return not (self.failed_here or left or self.ledger.blocked)
 
     def _waiting(self) -> bool:
         if self.paused_until - time.monotonic() > ONCE_WAIT_S:
             return False
-        return self.ledger.blocked or any(self._pending(p) for p in self.candidates())
+        return self.ledger.blocked or any(self._pending(p) for p in self.scan.candidates())
 
     def _pending(self, path: Path) -> bool:
         """Whether a file in the inbox is still to be taken soon. Every file left there
         is (done and failed ones were moved out: one back under the same name is a new
         arrival), except one unreadable, empty, or waiting long for a retry."""
-        if path in self.left:
+        if path in self.scan.left:
             return False
         try:
             row = self.ledger.get(self.key(path))
@@ -460,7 +370,7 @@ class Watcher:
         pause = self.paused_until - time.monotonic()
         if pause > 0:
             return min(pause, RESCAN_S)
-        return max(0.2, self.settle / 2) if self.seen else RESCAN_S
+        return max(0.2, self.settle / 2) if self.scan.seen else RESCAN_S
 
     def stop(self, *_: object) -> None:
         if not self.stopping:

@@ -1,5 +1,5 @@
 """When a file in the inbox is complete: nobody writes it any more, and a movie
-has its index. The size-and-date settle time is the daemon's part."""
+has its index. The size-and-date settle time is the scan's part."""
 
 from __future__ import annotations
 
