@@ -13,11 +13,12 @@ STAMP   = $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench,speech]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,speech,review]'
 	touch $(STAMP)
 
 render: $(STAMP)
 	$(BIN)/repurpose render "$(SHOOT)" --out "$(OUT)" $(if $(JOBS),--jobs $(JOBS))
+	@echo "review and approve them: $(BIN)/repurpose review $(OUT) --open"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

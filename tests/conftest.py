@@ -51,3 +51,17 @@ def clip(tmp_path: Path) -> Path:
     return encode(tmp_path / "m.mp4", "testsrc2=s=320x240:r=30:d=3.2", "-c:v", "libx264",
                   "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
                   audio="sine=f=440:d=3.2")
+
+
+@pytest.fixture(scope="session")
+def review_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample shoot rendered into three presets (photos, a reel): an OUT for
+    the review studio's tests, which copy it before changing anything."""
+    import shutil
+
+    base = tmp_path_factory.mktemp("review-sample")
+    shutil.copytree(ROOT / "samples" / "shoot", base / "shoot")
+    done = run_cli("render", base / "shoot", "--out", base / "out", "-p", "instagram-feed-square",
+                   "-p", "x-image", "-p", "instagram-reel")
+    assert done.returncode == 0, done.stderr
+    return base / "out"

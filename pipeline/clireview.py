@@ -1,0 +1,69 @@
+"""`repurpose review OUT`: the review studio over an output folder (the
+pages are in pipeline.review, installed by the `review` extra)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import webbrowser
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("out_dir", metavar="OUT",
+                type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on; any other than loopback needs the printed token.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--open", "open_browser", is_flag=True, help="Open the studio in a browser.")
+@click.option("--by", "who", default=None, help="Who decides [default: $USER].")
+def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | None) -> None:
+    """See every variant of OUT, approve or reject it and its caption."""
+    try:
+        import uvicorn
+
+        from pipeline.review.app import Studio, address, create_app
+    except ImportError as exc:
+        raise click.UsageError(f"the review studio needs its extra ({exc.name} is missing): "
+                               "pip install 'repurpose[review]'") from exc
+    out = out_dir.resolve()
+    if not (out / "manifest.json").is_file():
+        raise click.UsageError(f"{out / 'manifest.json'} not found: render into {out} first "
+                               "(or give a watch folder's Output/)")
+    if port == 0:
+        port = _free_port(host)
+    studio = Studio(out=out, by=who or os.environ.get("USER") or "unknown",
+                    token=secrets.token_urlsafe(24), host=host, port=port)
+    if studio.local:
+        studio.hosts = {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
+    threading.Thread(target=_warm, args=(out,), daemon=True).start()
+    link = address(studio)
+    click.echo(f"review: {link}", err=False)
+    if not studio.local:
+        click.echo("  anyone with this address (its token) can approve and reject: share it "
+                   "only with the reviewers", err=True)
+    if open_browser:
+        webbrowser.open(link)
+    uvicorn.run(create_app(studio), host=host, port=port, log_level="warning",
+                server_header=False)
+
+
+def _warm(out: Path) -> None:
+    """Thumbnails for every variant, made while the first page loads."""
+    from pipeline.review import files, thumbs
+    from pipeline.review.app import read_manifest
+
+    found = [files.inside(out, str(v.get("path") or ""))
+             for v in read_manifest(out).get("variants", []) if isinstance(v, dict)]
+    thumbs.thumbnails(out, [f for f in found if f is not None], jobs=os.cpu_count() or 1)
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

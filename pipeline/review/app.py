@@ -1,0 +1,253 @@
+"""The review studio's web app: pages over one output folder, its files, and
+the endpoints that record decisions.
+
+Starlette with Jinja2 templates (autoescaped) and a little vanilla JS; the
+assets ship in the package, so the page works offline. The manifest is read
+afresh for every page, so a render finishing in another process shows at the
+next reload; every write goes through `pipeline.review.decisions`, the code
+`repurpose captions` uses.
+
+Access: every write needs the run's token (sent by the page's script in the
+X-Review-Token header, so a foreign page cannot forge one: a cross-origin
+request with that header needs a preflight this app never grants). On a host
+other than loopback, every request needs it: the address printed at start
+carries `?token=`, which is then kept in a cookie, as Jupyter does. A Host
+header that is not the address served is refused (DNS rebinding).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from pipeline.errors import PipelineError
+from pipeline.outputs import MANIFEST
+from pipeline.review import decisions, files, thumbs
+from pipeline.review.cards import FILTERS, card, group_cards
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "repurpose_review"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass
+class Studio:
+    """What one `repurpose review` serves: the folder, who decides, the token."""
+    out: Path
+    by: str
+    token: str
+    host: str = "127.0.0.1"
+    port: int = 8765
+    hosts: set[str] = field(default_factory=set)     # Host headers accepted
+
+    @property
+    def local(self) -> bool:
+        return self.host in LOOPBACK
+
+
+def create_app(studio: Studio) -> Starlette:
+    """The ASGI app for `studio`."""
+    env = Environment(loader=PackageLoader("pipeline.review", "templates"),
+                      autoescape=select_autoescape(["html"]))
+
+    def page(request: Request, name: str, **context: Any) -> Response:
+        html = env.get_template(name).render(token=studio.token, by=studio.by,
+                                             out=str(studio.out), **context)
+        return Response(html, media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-store"})
+
+    async def overview(request: Request) -> Response:
+        body = read_manifest(studio.out)
+        show = request.query_params.get("show", "")
+        cards = [card(entry, index) for index, entry in enumerate(body.get("variants", []))]
+        shown = [c for c in cards if not show or show in c.filters]
+        counts = {key: sum(key in c.filters for c in cards) for key in FILTERS}
+        return page(request, "overview.html", groups=group_cards(shown), show=show,
+                    filters=FILTERS, counts=counts, total=len(cards),
+                    errors=body.get("errors") or [])
+
+    async def variant(request: Request) -> Response:
+        path = request.path_params["path"]
+        entry = _entry(studio.out, path)
+        if entry is None:
+            return Response("no such variant in the manifest", status_code=404)
+        return page(request, "variant.html", v=card(entry, 0), entry=entry,
+                    caption=entry.get("caption") or None,
+                    version=decisions.version(entry),
+                    state=decisions.review_state(entry))
+
+    async def serve_file(request: Request) -> Response:
+        found = files.inside(studio.out, request.path_params["path"])
+        if found is None:
+            return Response("not found", status_code=404)
+        return FileResponse(found, headers={"Cache-Control": "no-cache"})
+
+    async def serve_thumb(request: Request) -> Response:
+        found = files.inside(studio.out, request.path_params["path"])
+        if found is None:
+            return Response("not found", status_code=404)
+        try:        # a decode: off the event loop
+            thumb = await run_in_threadpool(thumbs.thumbnail, studio.out, found)
+        except PipelineError as exc:
+            return Response(str(exc), status_code=422)
+        return FileResponse(thumb, media_type="image/jpeg",
+                            headers={"Cache-Control": "private, max-age=60"})
+
+    async def decide(request: Request) -> Response:
+        data = await _json(request)
+        if isinstance(data, Response):
+            return data
+        paths = data.get("paths")
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+            return _problem(400, "paths: give the variants' paths in OUT")
+        versions = data.get("versions") if isinstance(data.get("versions"), dict) else None
+        try:
+            changed = decisions.decide(studio.out, paths, str(data.get("action")), studio.by,
+                                       reason=_text(data.get("reason")), expected=versions)
+        except decisions.Conflict as exc:
+            return _problem(409, str(exc))
+        except decisions.ReviewError as exc:
+            return _problem(400, str(exc))
+        return JSONResponse({"variants": [_public(e) for e in changed]})
+
+    async def edit(request: Request) -> Response:
+        data = await _json(request)
+        if isinstance(data, Response):
+            return data
+        path, text = data.get("path"), data.get("text")
+        if not isinstance(path, str) or not isinstance(text, str):
+            return _problem(400, "give path and text")
+        expected = data.get("version")
+        try:
+            entry = decisions.edit_caption(
+                studio.out, path, text, studio.by,
+                expected={path: expected} if isinstance(expected, str) else None)
+        except decisions.Conflict as exc:
+            return _problem(409, str(exc))
+        except decisions.ReviewError as exc:
+            return _problem(400, str(exc))
+        return JSONResponse(_public(entry))
+
+    routes = [
+        Route("/", overview),
+        Route("/v/{path:path}", variant),
+        Route("/files/{path:path}", serve_file),
+        Route("/thumbs/{path:path}", serve_thumb),
+        Route("/api/decide", decide, methods=["POST"]),
+        Route("/api/caption", edit, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes)
+    app.add_middleware(_Guard, studio=studio)
+    return app
+
+
+class _Guard:
+    """Host check, the token for writes (and for everything off loopback)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], studio: Studio) -> None:
+        self.app, self.studio = app, studio
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        answer = self.refusal(request)
+        if answer is not None:
+            await answer(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def refusal(self, request: Request) -> Response | None:
+        studio = self.studio
+        host = request.headers.get("host", "")
+        if studio.hosts and host not in studio.hosts:
+            return Response("unknown Host", status_code=421)
+        given = request.query_params.get("token") or request.cookies.get(COOKIE) or ""
+        header = request.headers.get("x-review-token", "")
+        if request.method not in ("GET", "HEAD"):
+            if not _same(header, studio.token):
+                return _problem(403, "this write needs the studio's token; reload the page")
+            return None
+        if studio.local or _same(given, studio.token) or _same(header, studio.token):
+            if not studio.local and request.query_params.get("token"):
+                # The token leaves the address bar for a cookie on the first visit.
+                target = request.url.remove_query_params("token")
+                redirect = RedirectResponse(str(target), status_code=303)
+                redirect.set_cookie(COOKIE, studio.token, httponly=True, samesite="strict")
+                return redirect
+            return None
+        return Response("this studio needs its token: open the address it printed at start "
+                        "(with ?token=...)", status_code=403)
+
+
+def _same(given: str, token: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    try:
+        with open(out / MANIFEST, encoding="utf-8") as handle:
+            body = json.load(handle)
+    except (OSError, ValueError):
+        return {"variants": [], "errors": [{"error": f"{out / MANIFEST}: cannot be read; "
+                                            "render into this folder first"}]}
+    return body if isinstance(body, dict) else {"variants": []}
+
+
+def _entry(out: Path, path: str) -> dict[str, Any] | None:
+    for entry in read_manifest(out).get("variants", []):
+        if isinstance(entry, dict) and entry.get("path") == path:
+            return entry
+    return None
+
+
+async def _json(request: Request) -> dict[str, Any] | Response:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return _problem(415, "send JSON")
+    raw = await request.body()
+    if len(raw) > 1 << 20:
+        return _problem(413, "at most 1 MiB")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return _problem(400, "not JSON")
+    return data if isinstance(data, dict) else _problem(400, "send a JSON object")
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _problem(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _public(entry: dict[str, Any]) -> dict[str, Any]:
+    """What the page needs back after a write."""
+    return {"path": entry.get("path"), "state": decisions.review_state(entry),
+            "version": decisions.version(entry), "review": entry.get("review"),
+            "caption": entry.get("caption")}
+
+
+def address(studio: Studio) -> str:
+    """The address to open, with the token off loopback."""
+    base = f"http://{_bracket(studio.host)}:{studio.port}/"
+    return base if studio.local else f"{base}?token={studio.token}"
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
