@@ -20,7 +20,11 @@ import click
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--open", "open_browser", is_flag=True, help="Open the studio in a browser.")
 @click.option("--by", "who", default=None, help="Who decides [default: $USER].")
-def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | None) -> None:
+@click.option("--presets-dir", "presets_dirs", multiple=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Presets the render used besides the built-ins, for their safe areas.")
+def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | None,
+           presets_dirs: tuple[Path, ...]) -> None:
     """See every variant of OUT, approve or reject it and its caption."""
     try:
         import uvicorn
@@ -36,7 +40,8 @@ def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | N
     if port == 0:
         port = _free_port(host)
     studio = Studio(out=out, by=who or os.environ.get("USER") or "unknown",
-                    token=secrets.token_urlsafe(24), host=host, port=port)
+                    token=secrets.token_urlsafe(24), host=host, port=port,
+                    safe_areas=_safe_areas(presets_dirs))
     if studio.local:
         studio.hosts = {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
     threading.Thread(target=_warm, args=(out,), daemon=True).start()
@@ -49,6 +54,24 @@ def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | N
         webbrowser.open(link)
     uvicorn.run(create_app(studio), host=host, port=port, log_level="warning",
                 server_header=False)
+
+
+def _safe_areas(presets_dirs: tuple[Path, ...]) -> dict[str, tuple[float, float, float, float]]:
+    """Every known preset's safe area, where it has one (a preset error is a usage error:
+    the studio would draw wrong zones)."""
+    from pipeline.errors import ConfigError
+    from pipeline.presets import load_catalog
+
+    try:
+        catalog = load_catalog(presets_dirs)
+    except ConfigError as exc:
+        raise click.UsageError("; ".join(str(p) for p in exc.problems)) from exc
+    found = {}
+    for preset_id, preset in catalog.presets.items():
+        area = preset.safe_area
+        if area and (area.top or area.right or area.bottom or area.left):
+            found[preset_id] = (area.top, area.right, area.bottom, area.left)
+    return found
 
 
 def _warm(out: Path) -> None:

@@ -139,3 +139,35 @@ def test_a_video_plays_and_seeks(served, page):
                   None)
     page.wait_for_function("document.querySelector('video').readyState >= 2 && "
                            "Math.abs(document.querySelector('video').currentTime - 2.5) < 0.1")
+
+
+def test_the_overlay_draws_the_safe_area_and_changes_only_the_zones(served, page):
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.presets import load_catalog
+
+    address, _ = served
+    path = "instagram-feed-square/astronaut.jpg"
+    area = load_catalog().get("instagram-feed-square").safe_area
+    assert area is not None and area.left > 0.1
+    page.goto(f"{address}v/{path}")
+    page.wait_for_function("document.querySelector('.frame img').complete")
+    frame = page.locator(".frame")
+
+    def shot():
+        return np.asarray(Image.open(BytesIO(frame.screenshot())).convert("RGB"), np.int16)
+
+    before = shot()
+    page.check("#show-zones")
+    after = shot()
+    changed = np.abs(after - before).max(axis=2) > 8
+    height, width = changed.shape
+    left, right = round(area.left * width), width - round(area.right * width)
+    top, bottom = round(area.top * height), height - round(area.bottom * height)
+    assert changed[:, : left - 3].mean() > 0.95 and changed[:, right + 3:].mean() > 0.95
+    assert not changed[top + 4: bottom - 4, left + 4: right - 4].any()    # the safe area itself
+    page.uncheck("#show-zones")
+    assert not (np.abs(shot() - before).max(axis=2) > 8).any()

@@ -51,6 +51,9 @@ class Studio:
     host: str = "127.0.0.1"
     port: int = 8765
     hosts: set[str] = field(default_factory=set)     # Host headers accepted
+    # Each preset's safe area (top, right, bottom, left as fractions of the frame):
+    # outside it the platform draws its interface.
+    safe_areas: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
     @property
     def local(self) -> bool:
@@ -84,6 +87,7 @@ def create_app(studio: Studio) -> Starlette:
         if entry is None:
             return Response("no such variant in the manifest", status_code=404)
         return page(request, "variant.html", v=card(entry, 0), entry=entry,
+                    safe=studio.safe_areas.get(str(entry.get("preset"))),
                     caption=entry.get("caption") or None,
                     version=decisions.version(entry),
                     state=decisions.review_state(entry))

@@ -52,6 +52,12 @@ class Card:
         width, _, height = self.size.partition("x")
         return f"{width} / {height}" if width.isdigit() and height.isdigit() else "1 / 1"
 
+    @property
+    def ratio(self) -> float:
+        """Width over height, for sizing the frame to the screen."""
+        width, _, height = self.size.partition("x")
+        return int(width) / int(height) if width.isdigit() and height.isdigit() else 1.0
+
 
 def card(entry: dict[str, Any], index: int) -> Card:
     checks = entry.get("checks") or []

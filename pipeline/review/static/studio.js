@@ -60,6 +60,13 @@ if (article) {
   }
 }
 
+const zones = document.getElementById("show-zones");
+if (zones) {
+  zones.addEventListener("change", () => {
+    document.getElementById("zones").hidden = !zones.checked;
+  });
+}
+
 const bulk = document.getElementById("bulk");
 if (bulk) {
   const picked = () => [...document.querySelectorAll('input[name="pick"]:checked')]
