@@ -23,8 +23,12 @@ import click
 @click.option("--presets-dir", "presets_dirs", multiple=True,
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Presets the render used besides the built-ins, for their safe areas.")
+@click.option("--static", "sheet", default=None, metavar="FILE.html",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Write one self-contained page (thumbnails, captions, checks, decisions) "
+                   "to send to someone with no install, instead of serving.")
 def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | None,
-           presets_dirs: tuple[Path, ...]) -> None:
+           presets_dirs: tuple[Path, ...], sheet: Path | None) -> None:
     """See every variant of OUT, approve or reject it and its caption."""
     try:
         import uvicorn
@@ -37,6 +41,12 @@ def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | N
     if not (out / "manifest.json").is_file():
         raise click.UsageError(f"{out / 'manifest.json'} not found: render into {out} first "
                                "(or give a watch folder's Output/)")
+    if sheet is not None:
+        from pipeline.review.sheet import write_sheet
+
+        count = write_sheet(out, sheet)
+        click.echo(f"{count} variant{'s' if count != 1 else ''} on {sheet}")
+        return
     if port == 0:
         port = _free_port(host)
     studio = Studio(out=out, by=who or os.environ.get("USER") or "unknown",
