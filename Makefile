@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 render: $(STAMP)
 	$(BIN)/repurpose render "$(SHOOT)" --out "$(OUT)" $(if $(JOBS),--jobs $(JOBS))
-	@echo "review and approve them: $(BIN)/repurpose review $(OUT) --open"
+	@echo "review and approve them: $(BIN)/repurpose review $(OUT) --masters $(dir $(SHOOT)) --open"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

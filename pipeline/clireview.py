@@ -23,17 +23,23 @@ import click
 @click.option("--presets-dir", "presets_dirs", multiple=True,
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Presets the render used besides the built-ins, for their safe areas.")
+@click.option("--masters", "master_dirs", multiple=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="The folder the render ran from, when the masters' paths in the manifest "
+                   "are relative to it [default: here, OUT's parent, a watch folder's Source/].")
 @click.option("--static", "sheet", default=None, metavar="FILE.html",
               type=click.Path(dir_okay=False, path_type=Path),
               help="Write one self-contained page (thumbnails, captions, checks, decisions) "
                    "to send to someone with no install, instead of serving.")
 def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | None,
-           presets_dirs: tuple[Path, ...], sheet: Path | None) -> None:
+           presets_dirs: tuple[Path, ...], master_dirs: tuple[Path, ...],
+           sheet: Path | None) -> None:
     """See every variant of OUT, approve or reject it and its caption."""
     try:
         import uvicorn
 
         from pipeline.review.app import Studio, address, create_app
+        from pipeline.review.masters import bases
     except ImportError as exc:
         raise click.UsageError(f"the review studio needs its extra ({exc.name} is missing): "
                                "pip install 'repurpose[review]'") from exc
@@ -51,7 +57,8 @@ def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | N
         port = _free_port(host)
     studio = Studio(out=out, by=who or os.environ.get("USER") or "unknown",
                     token=secrets.token_urlsafe(24), host=host, port=port,
-                    safe_areas=_safe_areas(presets_dirs))
+                    safe_areas=_safe_areas(presets_dirs),
+                    masters=bases(out, tuple(d.resolve() for d in master_dirs)))
     if studio.local:
         studio.hosts = {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
     threading.Thread(target=_warm, args=(out,), daemon=True).start()

@@ -176,3 +176,46 @@ def test_off_loopback_every_request_needs_the_token(review_sample, tmp_path):
                            json.dumps(data).encode())
         assert status == 403                     # the cookie alone never writes
         assert post(base, "/api/decide", data, token)[0] == 200
+
+
+def test_the_master_is_shown_with_the_crop_window_and_kept_ranges(review_sample, tmp_path):
+    from io import BytesIO
+
+    from PIL import Image
+
+    with studio(review_sample, tmp_path, "--masters", str(review_sample.parent)) as (address, out):
+        entries = {v["path"]: v for v in manifest(out)["variants"]}
+        for path in ("x-image/astronaut.jpg", "instagram-reel/clip.mp4"):
+            status, headers, body = raw(address, f"/masters/{path}")
+            assert status == 200 and headers["content-type"] == "image/jpeg"
+            with Image.open(BytesIO(body)) as shown:
+                master = review_sample.parent / entries[path]["source"]
+                if path.endswith(".jpg"):
+                    with Image.open(master) as original:
+                        want = original.width / original.height
+                else:
+                    want = 1280 / 720
+                assert abs(shown.width / shown.height - want) < 0.02
+            page = raw(address, f"/v/{path}")[2].decode()
+            crop = entries[path]["plan"]["crop"]
+            rect = re.search(r'<rect id="crop-window" x="([\d.]+)" y="([\d.]+)" '
+                             r'width="([\d.]+)" height="([\d.]+)"', page)
+            assert rect, page
+            assert [float(n) for n in rect.groups()] == pytest.approx(
+                [crop["left"], crop["top"], crop["right"] - crop["left"],
+                 crop["bottom"] - crop["top"]])
+        page = raw(address, "/v/instagram-reel/clip.mp4")[2].decode()
+        (start, end), = entries["instagram-reel/clip.mp4"]["plan"]["segments"]
+        kept = re.search(r'class="kept" style="left: ([\d.]+)%; width: ([\d.]+)%"', page)
+        assert kept and float(kept.group(1)) == pytest.approx(start / 4000 * 100, abs=1)
+        assert float(kept.group(2)) == pytest.approx((end - start) / 4000 * 100, abs=1)
+        assert raw(address, "/masters/x-image/nothing.jpg")[0] == 404
+
+
+def test_a_planted_source_outside_the_masters_is_never_shown(served):
+    address, out = served
+    body = manifest(out)
+    body["variants"][0]["source"] = "/etc/passwd"
+    (out / "manifest.json").write_text(json.dumps(body), encoding="utf-8")
+    status, _, content = raw(address, f"/masters/{body['variants'][0]['path']}")
+    assert status == 404 and b"root:" not in content

@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from pipeline.errors import PipelineError
 from pipeline.outputs import MANIFEST
-from pipeline.review import decisions, files, thumbs
+from pipeline.review import decisions, files, masters, thumbs
 from pipeline.review.cards import FILTERS, card, group_cards
 
 HERE = Path(__file__).resolve().parent
@@ -54,6 +54,7 @@ class Studio:
     # Each preset's safe area (top, right, bottom, left as fractions of the frame):
     # outside it the platform draws its interface.
     safe_areas: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    masters: list[Path] = field(default_factory=list)  # where `source` labels are relative to
 
     @property
     def local(self) -> bool:
@@ -86,7 +87,9 @@ def create_app(studio: Studio) -> Starlette:
         entry = _entry(studio.out, path)
         if entry is None:
             return Response("no such variant in the manifest", status_code=404)
-        return page(request, "variant.html", v=card(entry, 0), entry=entry,
+        found = masters.find(studio.out, entry, studio.masters)
+        frame = await run_in_threadpool(masters.framing, entry, found) if found else None
+        return page(request, "variant.html", v=card(entry, 0), entry=entry, framing=frame,
                     safe=studio.safe_areas.get(str(entry.get("preset"))),
                     caption=entry.get("caption") or None,
                     version=decisions.version(entry),
@@ -104,6 +107,19 @@ def create_app(studio: Studio) -> Starlette:
             return Response("not found", status_code=404)
         try:        # a decode: off the event loop
             thumb = await run_in_threadpool(thumbs.thumbnail, studio.out, found)
+        except PipelineError as exc:
+            return Response(str(exc), status_code=422)
+        return FileResponse(thumb, media_type="image/jpeg",
+                            headers={"Cache-Control": "private, max-age=60"})
+
+    async def serve_master(request: Request) -> Response:
+        """The master of the variant at `path`, as a picture (a frame for video)."""
+        entry = _entry(studio.out, request.path_params["path"])
+        found = masters.find(studio.out, entry, studio.masters) if entry else None
+        if found is None:
+            return Response("master not found", status_code=404)
+        try:
+            thumb = await run_in_threadpool(thumbs.thumbnail, studio.out, found, 960)
         except PipelineError as exc:
             return Response(str(exc), status_code=422)
         return FileResponse(thumb, media_type="image/jpeg",
@@ -149,6 +165,7 @@ def create_app(studio: Studio) -> Starlette:
         Route("/v/{path:path}", variant),
         Route("/files/{path:path}", serve_file),
         Route("/thumbs/{path:path}", serve_thumb),
+        Route("/masters/{path:path}", serve_master),
         Route("/api/decide", decide, methods=["POST"]),
         Route("/api/caption", edit, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
