@@ -57,7 +57,7 @@ def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | N
         port = _free_port(host)
     studio = Studio(out=out, by=who or os.environ.get("USER") or "unknown",
                     token=secrets.token_urlsafe(24), host=host, port=port,
-                    safe_areas=_safe_areas(presets_dirs),
+                    safe_areas=_safe_areas(presets_dirs), presets_dirs=presets_dirs,
                     masters=bases(out, tuple(d.resolve() for d in master_dirs)))
     if studio.local:
         studio.hosts = {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}

@@ -171,3 +171,28 @@ def test_the_overlay_draws_the_safe_area_and_changes_only_the_zones(served, page
     assert not changed[top + 4: bottom - 4, left + 4: right - 4].any()    # the safe area itself
     page.uncheck("#show-zones")
     assert not (np.abs(shot() - before).max(axis=2) > 8).any()
+
+
+def test_typing_past_xs_limit_turns_the_counter_red_and_saving_holds_it(served, page):
+    from pipeline.captions.length import x_weighted
+
+    address, out = served
+    path = "x-image/landscape.jpg"
+    page.goto(f"{address}v/{path}")
+    counter = page.locator("#counter")
+    assert "x_weighted" in counter.inner_text() and "over" not in counter.get_attribute("class")
+    long = "Launch day at the pad, under a clear sky. " * 10 + "#space #launchday"
+    assert x_weighted(long) > 280
+    page.fill("#caption-text", long)
+    page.wait_for_selector("#counter.over")
+    assert counter.inner_text().startswith(f"{x_weighted(long)} / 280")
+    page.click("#save-caption")
+    page.wait_for_selector("#changes:not([hidden])")
+    assert "280 (x_weighted)" in page.inner_text("#changes")
+    saved = page.input_value("#caption-text")
+    assert x_weighted(saved) <= 280 and saved.startswith("Launch day at the pad")
+    assert "over" not in counter.get_attribute("class")
+    caption = entry(out, path)["caption"]
+    assert caption["text"] == saved and caption["status"] == "edited"
+    assert caption["edited_by"] == "Ana Reviewer"
+    assert (out / "x-image" / "landscape.caption.txt").read_text(encoding="utf-8") == saved + "\n"

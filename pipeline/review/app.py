@@ -32,9 +32,10 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from pipeline.captions.model import Limits
 from pipeline.errors import PipelineError
 from pipeline.outputs import MANIFEST
-from pipeline.review import decisions, files, masters, thumbs
+from pipeline.review import decisions, editing, files, masters, thumbs
 from pipeline.review.cards import FILTERS, card, group_cards
 
 HERE = Path(__file__).resolve().parent
@@ -55,6 +56,14 @@ class Studio:
     # outside it the platform draws its interface.
     safe_areas: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
     masters: list[Path] = field(default_factory=list)  # where `source` labels are relative to
+    presets_dirs: tuple[Path, ...] = ()                 # for the caption limits
+    _limits: dict[str, Limits | None] = field(default_factory=dict)
+
+    def limits(self, preset_id: str) -> Limits | None:
+        """A preset's caption limits, read once."""
+        if preset_id not in self._limits:
+            self._limits[preset_id] = decisions.caption_limits(preset_id, self.presets_dirs)
+        return self._limits[preset_id]
 
     @property
     def local(self) -> bool:
@@ -87,11 +96,16 @@ def create_app(studio: Studio) -> Starlette:
         entry = _entry(studio.out, path)
         if entry is None:
             return Response("no such variant in the manifest", status_code=404)
+        caption = entry.get("caption") if isinstance(entry.get("caption"), dict) else None
+        counted = None
+        if caption and isinstance(caption.get("text"), str):
+            limits = await run_in_threadpool(studio.limits, str(entry.get("preset")))
+            counted = editing.measure(caption["text"], limits)
         found = masters.find(studio.out, entry, studio.masters)
         frame = await run_in_threadpool(masters.framing, entry, found) if found else None
         return page(request, "variant.html", v=card(entry, 0), entry=entry, framing=frame,
                     safe=studio.safe_areas.get(str(entry.get("preset"))),
-                    caption=entry.get("caption") or None,
+                    caption=caption, count=counted,
                     version=decisions.version(entry),
                     state=decisions.review_state(entry))
 
@@ -142,23 +156,40 @@ def create_app(studio: Studio) -> Starlette:
             return _problem(400, str(exc))
         return JSONResponse({"variants": [_public(e) for e in changed]})
 
-    async def edit(request: Request) -> Response:
+    async def count(request: Request) -> Response:
+        """The text's length in its platform's unit, by the guard's own function."""
         data = await _json(request)
         if isinstance(data, Response):
             return data
         path, text = data.get("path"), data.get("text")
-        if not isinstance(path, str) or not isinstance(text, str):
-            return _problem(400, "give path and text")
+        entry = _entry(studio.out, path) if isinstance(path, str) else None
+        if entry is None or not isinstance(text, str):
+            return _problem(400, "give the path of a variant and the text")
+        limits = await run_in_threadpool(studio.limits, str(entry.get("preset")))
+        return JSONResponse(editing.measure(text, limits).to_dict())
+
+    async def edit(request: Request) -> Response:
+        """Save a person's caption, held to the platform by the guard's steps."""
+        data = await _json(request)
+        if isinstance(data, Response):
+            return data
+        path, text = data.get("path"), data.get("text")
+        entry = _entry(studio.out, path) if isinstance(path, str) else None
+        if entry is None or not isinstance(path, str) or not isinstance(text, str):
+            return _problem(400, "give the path of a variant and the text")
+        limits = await run_in_threadpool(studio.limits, str(entry.get("preset")))
+        held, changes = editing.hold(text.replace("\r\n", "\n").rstrip(), limits)
         expected = data.get("version")
         try:
-            entry = decisions.edit_caption(
-                studio.out, path, text, studio.by,
-                expected={path: expected} if isinstance(expected, str) else None)
+            saved = await run_in_threadpool(
+                decisions.edit_caption, studio.out, path, held, studio.by,
+                {path: expected} if isinstance(expected, str) else None, studio.presets_dirs)
         except decisions.Conflict as exc:
             return _problem(409, str(exc))
         except decisions.ReviewError as exc:
             return _problem(400, str(exc))
-        return JSONResponse(_public(entry))
+        return JSONResponse({**_public(saved), "text": held, "changes": changes,
+                             "count": editing.measure(held, limits).to_dict()})
 
     routes = [
         Route("/", overview),
@@ -168,6 +199,7 @@ def create_app(studio: Studio) -> Starlette:
         Route("/masters/{path:path}", serve_master),
         Route("/api/decide", decide, methods=["POST"]),
         Route("/api/caption", edit, methods=["POST"]),
+        Route("/api/length", count, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)

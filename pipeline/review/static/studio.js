@@ -47,12 +47,46 @@ if (article) {
   const version = () => ({[path]: article.dataset.version});
   wire(document.getElementById("decide"), () => [path], version);
   const save = document.getElementById("save-caption");
+  const box = document.getElementById("caption-text");
+  const counter = document.getElementById("counter");
+  const show = (count) => {
+    if (!counter) return;
+    let text = `${count.length}${count.limit ? " / " + count.limit : ""} ${count.unit}`;
+    if (count.max_hashtags !== null) text += ` · ${count.hashtags} / ${count.max_hashtags} hashtags`;
+    counter.textContent = text;
+    counter.classList.toggle("over", count.over);
+  };
+  let pending = null;
+  if (box && counter) {
+    // The platform's own unit, counted by the server's (the guard's) function.
+    box.addEventListener("input", () => {
+      clearTimeout(pending);
+      pending = setTimeout(async () => {
+        try {
+          show(await post("/api/length", {path, text: box.value}));
+        } catch (error) {
+          say(error.message, true);
+        }
+      }, 120);
+    });
+  }
   if (save) {
     save.addEventListener("click", async () => {
-      const text = document.getElementById("caption-text").value;
       try {
-        await post("/api/caption", {path, text, version: article.dataset.version});
-        location.reload();
+        const saved = await post("/api/caption", {path, text: box.value,
+                                                  version: article.dataset.version});
+        article.dataset.version = saved.version;
+        box.value = saved.text;
+        show(saved.count);
+        const changes = document.getElementById("changes");
+        changes.replaceChildren(...saved.changes.map((change) => {
+          const item = document.createElement("li");
+          item.textContent = change;
+          return item;
+        }));
+        changes.hidden = !saved.changes.length;
+        say(saved.changes.length ? "Saved, held to the platform: " + saved.changes.join("; ")
+                                 : "Saved.", false);
       } catch (error) {
         say(error.message, true);
       }
