@@ -27,13 +27,16 @@ import click
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="The folder the render ran from, when the masters' paths in the manifest "
                    "are relative to it [default: here, OUT's parent, a watch folder's Source/].")
+@click.option("--trust-shoots", is_flag=True,
+              help="Render again as `repurpose render` does, honouring privileged settings "
+                   "(programs, effects) in the shoots' shoot.yaml; default: --untrusted.")
 @click.option("--static", "sheet", default=None, metavar="FILE.html",
               type=click.Path(dir_okay=False, path_type=Path),
               help="Write one self-contained page (thumbnails, captions, checks, decisions) "
                    "to send to someone with no install, instead of serving.")
 def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | None,
            presets_dirs: tuple[Path, ...], master_dirs: tuple[Path, ...],
-           sheet: Path | None) -> None:
+           trust_shoots: bool, sheet: Path | None) -> None:
     """See every variant of OUT, approve or reject it and its caption."""
     try:
         import uvicorn
@@ -58,6 +61,7 @@ def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | N
     studio = Studio(out=out, by=who or os.environ.get("USER") or "unknown",
                     token=secrets.token_urlsafe(24), host=host, port=port,
                     safe_areas=_safe_areas(presets_dirs), presets_dirs=presets_dirs,
+                    trust_shoots=trust_shoots,
                     masters=bases(out, tuple(d.resolve() for d in master_dirs)))
     if studio.local:
         studio.hosts = {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}

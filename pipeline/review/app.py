@@ -33,9 +33,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pipeline.captions.model import Limits
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, printable
 from pipeline.outputs import MANIFEST
-from pipeline.review import decisions, editing, files, masters, thumbs
+from pipeline.review import decisions, editing, files, focus, masters, thumbs
 from pipeline.review.cards import FILTERS, card, group_cards
 
 HERE = Path(__file__).resolve().parent
@@ -57,6 +57,7 @@ class Studio:
     safe_areas: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
     masters: list[Path] = field(default_factory=list)  # where `source` labels are relative to
     presets_dirs: tuple[Path, ...] = ()                 # for the caption limits
+    trust_shoots: bool = False                          # re-render without --untrusted
     _limits: dict[str, Limits | None] = field(default_factory=dict)
 
     def limits(self, preset_id: str) -> Limits | None:
@@ -124,7 +125,7 @@ def create_app(studio: Studio) -> Starlette:
         except PipelineError as exc:
             return Response(str(exc), status_code=422)
         return FileResponse(thumb, media_type="image/jpeg",
-                            headers={"Cache-Control": "private, max-age=60"})
+                            headers={"Cache-Control": "no-cache"})
 
     async def serve_master(request: Request) -> Response:
         """The master of the variant at `path`, as a picture (a frame for video)."""
@@ -137,7 +138,7 @@ def create_app(studio: Studio) -> Starlette:
         except PipelineError as exc:
             return Response(str(exc), status_code=422)
         return FileResponse(thumb, media_type="image/jpeg",
-                            headers={"Cache-Control": "private, max-age=60"})
+                            headers={"Cache-Control": "no-cache"})
 
     async def decide(request: Request) -> Response:
         data = await _json(request)
@@ -191,6 +192,37 @@ def create_app(studio: Studio) -> Starlette:
         return JSONResponse({**_public(saved), "text": held, "changes": changes,
                              "count": editing.measure(held, limits).to_dict()})
 
+    async def refocus(request: Request) -> Response:
+        """Write the clicked focus into the master's shoot.yaml and render that
+        master again, into the same presets."""
+        data = await _json(request)
+        if isinstance(data, Response):
+            return data
+        path, x, y = data.get("path"), data.get("x"), data.get("y")
+        entry = _entry(studio.out, path) if isinstance(path, str) else None
+        if entry is None or not isinstance(x, (int, float)) or not isinstance(y, (int, float)):
+            return _problem(400, "give the path of a variant and the focus as x and y")
+        label = str(entry.get("source") or "")
+        base = masters.base_of(studio.out, label, studio.masters)
+        if base is None:
+            return _problem(404, f"{label}: master not found; start the studio with "
+                                 "--masters DIR (the folder the render ran from)")
+        body = read_manifest(studio.out)
+        presets = sorted({str(v.get("preset")) for v in body.get("variants", [])
+                          if isinstance(v, dict) and v.get("source") == label})
+        try:
+            written = await run_in_threadpool(focus.set_focus, (base / label).parent,
+                                              Path(label).name, float(x), float(y))
+            done = await run_in_threadpool(focus.render_again, base, label, studio.out,
+                                           presets, studio.trust_shoots)
+        except PipelineError as exc:
+            return _problem(400, str(exc))
+        said = [printable(line) for line in done.stderr.splitlines() if line.strip()][-20:]
+        if done.returncode not in (0, 1):
+            return _problem(500, "the render stopped: " + " / ".join(said[-3:]))
+        return JSONResponse({"shoot_yaml": str(written), "rendered": done.returncode == 0,
+                             "log": said})
+
     routes = [
         Route("/", overview),
         Route("/v/{path:path}", variant),
@@ -200,6 +232,7 @@ def create_app(studio: Studio) -> Starlette:
         Route("/api/decide", decide, methods=["POST"]),
         Route("/api/caption", edit, methods=["POST"]),
         Route("/api/length", count, methods=["POST"]),
+        Route("/api/focus", refocus, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)

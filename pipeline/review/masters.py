@@ -39,6 +39,18 @@ def find(out: Path, entry: dict[str, Any], where: list[Path]) -> Path | None:
     return files.master(out, source, where) if isinstance(source, str) else None
 
 
+def base_of(out: Path, label: str, where: list[Path]) -> Path | None:
+    """The folder of `where` that `label` (a manifest `source`) is relative to, where
+    the master is found: a render from there gives it the same label."""
+    if not label or Path(label).is_absolute():
+        return None
+    found = files.master(out, label, where)
+    for base in where:
+        if found is not None and (base / label).resolve() == found:
+            return base
+    return None
+
+
 def framing(entry: dict[str, Any], master: Path) -> Framing | None:
     """What the plan cut from `master`, or None when it cannot be read."""
     try:

@@ -94,6 +94,37 @@ if (article) {
   }
 }
 
+const master = document.querySelector("#master .frame");
+if (master && article) {
+  // A click on the master picks the subject; the button writes it as the master's
+  // focus in shoot.yaml and renders that master again.
+  let point = null;
+  const mark = document.getElementById("focus-mark");
+  const [width, height] = document.querySelector("#master svg")
+    .getAttribute("viewBox").split(" ").slice(2).map(Number);
+  master.addEventListener("click", (event) => {
+    const box = master.getBoundingClientRect();
+    point = {x: (event.clientX - box.left) / box.width, y: (event.clientY - box.top) / box.height};
+    mark.setAttribute("cx", point.x * width);
+    mark.setAttribute("cy", point.y * height);
+    document.getElementById("focus-at").textContent =
+      `focus ${point.x.toFixed(3)}, ${point.y.toFixed(3)}`;
+    document.querySelector(".refocus").hidden = false;
+  });
+  document.getElementById("refocus").addEventListener("click", async (event) => {
+    event.target.disabled = true;
+    say("Rendering again…", false);
+    try {
+      const done = await post("/api/focus", {path: article.dataset.path, ...point});
+      if (!done.rendered) throw new Error(done.log.join("\n") || "the render failed");
+      location.reload();
+    } catch (error) {
+      event.target.disabled = false;
+      say(error.message, true);
+    }
+  });
+}
+
 const zones = document.getElementById("show-zones");
 if (zones) {
   zones.addEventListener("change", () => {
