@@ -219,3 +219,14 @@ def test_a_planted_source_outside_the_masters_is_never_shown(served):
     (out / "manifest.json").write_text(json.dumps(body), encoding="utf-8")
     status, _, content = raw(address, f"/masters/{body['variants'][0]['path']}")
     assert status == 404 and b"root:" not in content
+
+
+def test_pages_load_nothing_from_elsewhere(served):
+    address, _ = served
+    for target in ("/", "/v/instagram-reel/clip.mp4", "/v/x-image/astronaut.jpg"):
+        page = raw(address, target)[2].decode()
+        refs = re.findall(r'(?:src|href)="([^"]*)"', page)
+        assert refs and all(r.startswith("/") and not r.startswith("//") for r in refs), refs
+        for asset in (r for r in refs if r.startswith("/static/")):
+            status, _, body = raw(address, asset)
+            assert status == 200 and b"http://" not in body and b"https://" not in body
