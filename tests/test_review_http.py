@@ -230,3 +230,23 @@ def test_pages_load_nothing_from_elsewhere(served):
         for asset in (r for r in refs if r.startswith("/static/")):
             status, _, body = raw(address, asset)
             assert status == 200 and b"http://" not in body and b"https://" not in body
+
+
+def test_a_caption_saved_from_a_stale_view_is_a_conflict(served):
+    address, out = served
+    token = token_of(raw(address, "/")[2])
+    path = "instagram-feed-square/astronaut.jpg"
+    page = raw(address, f"/v/{path}")[2]
+    seen = re.search(rb'data-version="([^"]+)"', page).group(1).decode()
+    first = post(address, "/api/caption", {"path": path, "text": "First tab's words.",
+                                           "version": seen}, token)
+    assert first[0] == 200 and first[1]["changes"] == []
+    second = post(address, "/api/caption", {"path": path, "text": "Second tab's words.",
+                                            "version": seen}, token)
+    assert second[0] == 409 and path in second[1]["error"]
+    entry = next(v for v in manifest(out)["variants"] if v["path"] == path)
+    assert entry["caption"]["text"] == "First tab's words."
+    assert (out / "instagram-feed-square" / "astronaut.caption.txt").read_text() == \
+        "First tab's words.\n"
+    status, answer = post(address, "/api/length", {"path": path, "text": "é" * 10}, token)
+    assert status == 200 and answer["length"] == 10 and answer["over"] is False
