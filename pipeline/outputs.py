@@ -14,6 +14,8 @@ Manifest format (schema_version 1):
      "errors": [{source, preset, error, hint}],
      "warnings": ["shoot.yaml: sources.x.jpg matches no master", ...]}
 `path` is relative to OUT; `status` is rendered, unchanged, failed or planned.
+People's decisions sit in the entries too (`review`, and the caption's status):
+pipeline.review.decisions writes them, under `manifest_lock` like every writer.
 Video entries also say what their written file is, read back from it:
 `duration` (seconds, a float, until its last stream ends), `fps` (the constant
 frame rate as an exact fraction string: "30", "25", "30000/1001"), `codec` (the
@@ -24,21 +26,26 @@ have them null; photo entries have none of them.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import re
 import stat
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline import __version__
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, WriteError
 from pipeline.model import Asset, VariantResult
 
 MANIFEST = "manifest.json"
+STATE = ".repurpose"                # OUT's private folder (0700): the lock, the studio's cache
+MANIFEST_LOCK = "manifest.lock"
 SCHEMA_VERSION = 1
 NAME_MAX = 255          # bytes in one file name (ext4, APFS, NTFS via UTF-16 is more)
 # A stem leaves room for what follows it: "-99999", ".part99", ".transcript.json".
@@ -221,11 +228,13 @@ def load_previous(out_dir: Path) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
         return {}
     variants = data.get("variants")
-    return {v["path"]: v for v in variants if isinstance(v, dict) and _ours(v.get("path"))} \
-        if isinstance(variants, list) else {}
+    if not isinstance(variants, list):
+        return {}
+    return {v["path"]: v for v in variants if isinstance(v, dict) and is_output_path(v.get("path"))}
 
 
-def _ours(path: Any) -> bool:
+def is_output_path(path: Any) -> bool:
+    """Whether a manifest's `path` is one we could have written: `preset-id/name.ext`."""
     return isinstance(path, str) and OUTPUT_PATH.fullmatch(path) is not None and all(
         part not in ("", ".", "..") for part in path.split("/"))
 
@@ -332,3 +341,36 @@ def write_manifest(out_dir: Path, body: dict[str, Any]) -> None:
     text = json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n"
     # A name that is no UTF-8 (a lone surrogate in Python) stays a JSON escape, \udcff.
     atomic_write(out_dir / MANIFEST, text.encode("utf-8", "backslashreplace"))
+
+
+@contextmanager
+def manifest_lock(out_dir: Path) -> Iterator[None]:
+    """Hold OUT's manifest lock (flock on OUT/.repurpose/manifest.lock) while reading
+    and writing the manifest, so no writer (a render ending, a decision, a caption
+    edit) ever replaces a manifest that another changed since it read it. The folder
+    is made 0700 and opened, and the lock file too, without following a link: a
+    watch folder's Output/ is within its senders' reach. The kernel drops the lock
+    when the process ends, kill -9 included. Not reentrant: never nest it."""
+    where = out_dir / STATE / MANIFEST_LOCK
+    try:
+        (out_dir / STATE).mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder = os.open(out_dir / STATE, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            fd = os.open(MANIFEST_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=folder)
+        finally:
+            os.close(folder)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
+            bad = where if exc.filename == MANIFEST_LOCK else where.parent
+            raise WriteError(f"{bad} is a link or not what it should be; the manifest's "
+                             "lock is never taken through one",
+                             hint="remove it, then try again") from exc
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise WriteError(f"{where} is not a plain file", hint="remove it, then try again")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)            # closing drops the lock

@@ -34,6 +34,7 @@ from pipeline.outputs import (
     carousels,
     load_previous,
     manifest,
+    manifest_lock,
     remove_stale_temps,
     still_present,
     write_manifest,
@@ -41,6 +42,7 @@ from pipeline.outputs import (
 from pipeline.planning import Choices, output_path
 from pipeline.planning.camera import Pin
 from pipeline.progress import set_sink
+from pipeline.review.decisions import keep_decisions
 from pipeline.schema import FocusPin
 from pipeline.shoot import ShootContext, load_shoot
 from pipeline.trust import CONTENT_HINT, Operator
@@ -221,10 +223,21 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
                 f"{len(entry['left_out'])} page(s) after those are left out of the carousel")
     if not dry_run:
         try:
-            write_manifest(out_dir, body)
+            body = _written(out_dir, body, previous)
         except OSError as exc:
             raise write_error(exc, out_dir / MANIFEST) from exc
     return Report(results, errors, planned.notes, body)
+
+
+def _written(out_dir: Path, body: dict[str, Any],
+             previous: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Write the manifest under its lock, merged with the one on disk now: a person
+    may have approved, rejected or edited something while this run rendered from
+    `previous`, and that is kept (see pipeline.review.decisions)."""
+    with manifest_lock(out_dir):
+        body = keep_decisions(body, previous, load_previous(out_dir), out_dir)
+        write_manifest(out_dir, body)
+    return body
 
 
 def _execute(planned: list[Job], workers: int, take: Callable[[JobResult], None],

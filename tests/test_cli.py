@@ -112,8 +112,8 @@ def test_end_to_end_bad_inputs_and_hostile_names(tmp_path):
     for variant in body["variants"]:
         with Image.open(out / variant["path"]) as image:
             assert image.size == (1200, 675) if variant["preset"] == "x-image" else (1080, 1080)
-    files = [p for p in out.rglob("*") if p.is_file()]
-    # Variants, a draft caption beside each, the manifest; no partials.
+    files = [p for p in out.rglob("*") if p.is_file() and ".repurpose" not in p.parts]
+    # Variants, a draft caption beside each, the manifest (its lock in .repurpose/); no partials.
     assert len(files) == 4 * len(HOSTILE) + 1
     captions = sorted(p.name for p in files if p.name.endswith(".caption.txt"))
     assert captions == sorted(Path(n).stem + ".caption.txt" for n in HOSTILE * 2)

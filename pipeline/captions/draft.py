@@ -149,10 +149,12 @@ def kept_caption(previous: dict[str, Any] | None, file: Path,
         caption = {**caption, "text": on_disk, "status": "edited"}
     elif caption.get("status") not in ("approved", "edited"):
         return None
-    return _measured(caption, limits)
+    return measured(caption, limits)
 
 
-def _measured(caption: dict[str, Any], limits: Limits | None) -> dict[str, Any]:
+def measured(caption: dict[str, Any], limits: Limits | None) -> dict[str, Any]:
+    """`caption` with its over-the-limit finding made current (kept captions and
+    people's edits are measured again, never rewritten)."""
     findings = [f for f in caption.get("findings") or [] if isinstance(f, str)
                 and not f.startswith(OVER_LIMIT)]
     text = caption.get("text")

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from pipeline.errors import WriteError
-from pipeline.outputs import MANIFEST, atomic_write
+from pipeline.outputs import MANIFEST, atomic_write, manifest_lock
 from pipeline.watch.folders import OUTPUT, links_below, remove_link
 from pipeline.watch.messages import log
 
@@ -52,14 +52,17 @@ def relabel(inbox: Path, out: Path) -> None:
     (/home/me/Inbox/sub/shoot.yaml:2); the manifest in `out`, which whoever drops
     files may read, names it as they know it (sub/shoot.yaml:2)."""
     manifest = out / MANIFEST       # by name: a folder of ours, its links removed
-    try:
-        text = manifest.read_bytes()
-    except FileNotFoundError:
-        return
     shown = json.dumps(f"{inbox}{os.sep}", ensure_ascii=False)[1:-1]
     prefix = shown.encode("utf-8", "backslashreplace")     # as write_manifest encodes
-    if prefix in text:
-        atomic_write(manifest, text.replace(prefix, b""))
+    try:
+        if prefix not in manifest.read_bytes():
+            return
+        with manifest_lock(out):    # read again under it: a decision made meanwhile stays
+            text = manifest.read_bytes()
+            if prefix in text:
+                atomic_write(manifest, text.replace(prefix, b""))
+    except FileNotFoundError:
+        return
 
 
 def relabel_all(inbox: Path, root: Path) -> int:
@@ -76,4 +79,6 @@ def relabel_all(inbox: Path, root: Path) -> int:
                 relabel(inbox, Path(here))
             except OSError as exc:
                 log(f"{manifest}: left as it is for now ({exc.strerror or exc})")
+            except WriteError as exc:       # its lock's folder is a link
+                log(f"{manifest}: left as it is for now ({exc})")
     return seen

@@ -338,7 +338,8 @@ def test_the_watcher_makes_its_folders_private_whatever_the_umask(tmp_path):
              for p in [inbox / n for n in ("Output", "Source", "Failed", ".repurpose")]
              + [p for p in (inbox / "Output").rglob("*") if p.is_dir()]}
     assert modes == {"Output": 0o755, "Source": 0o755, "Failed": 0o755, ".repurpose": 0o700,
-                     "Output/sub": 0o755, "Output/sub/x-image": 0o755}
+                     "Output/sub": 0o755, "Output/sub/x-image": 0o755,
+                     "Output/sub/.repurpose": 0o700}        # the manifest's lock, private
     assert not stat.S_IMODE((inbox / "Output" / "sub" / "x-image" / "a.jpg").stat().st_mode) \
         & 0o022
 

@@ -1,0 +1,1 @@
+"""The review studio: a local web app over an output folder, and the decisions it records."""
