@@ -155,6 +155,8 @@ def create_app(studio: Studio) -> Starlette:
             return _problem(409, str(exc))
         except decisions.ReviewError as exc:
             return _problem(400, str(exc))
+        except (PipelineError, OSError) as exc:      # the folder cannot be written
+            return _problem(500, f"nothing saved: {printable(str(exc))}")
         return JSONResponse({"variants": [_public(e) for e in changed]})
 
     async def count(request: Request) -> Response:
@@ -189,6 +191,8 @@ def create_app(studio: Studio) -> Starlette:
             return _problem(409, str(exc))
         except decisions.ReviewError as exc:
             return _problem(400, str(exc))
+        except (PipelineError, OSError) as exc:      # the folder cannot be written
+            return _problem(500, f"nothing saved: {printable(str(exc))}")
         return JSONResponse({**_public(saved), "text": held, "changes": changes,
                              "count": editing.measure(held, limits).to_dict()})
 
