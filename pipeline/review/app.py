@@ -159,20 +159,9 @@ def create_app(studio: Studio) -> Starlette:
             return _problem(500, f"nothing saved: {printable(str(exc))}")
         return JSONResponse({"variants": [_public(e) for e in changed]})
 
-    async def count(request: Request) -> Response:
-        """The text's length in its platform's unit, by the guard's own function."""
-        data = await _json(request)
-        if isinstance(data, Response):
-            return data
-        path, text = data.get("path"), data.get("text")
-        entry = _entry(studio.out, path) if isinstance(path, str) else None
-        if entry is None or not isinstance(text, str):
-            return _problem(400, "give the path of a variant and the text")
-        limits = await run_in_threadpool(studio.limits, str(entry.get("preset")))
-        return JSONResponse(editing.measure(text, limits).to_dict())
-
-    async def edit(request: Request) -> Response:
-        """Save a person's caption, held to the platform by the guard's steps."""
+    async def captioned(request: Request
+                        ) -> tuple[dict[str, Any], str, str, Limits | None] | Response:
+        """A caption request's JSON, variant path, text and the variant's limits."""
         data = await _json(request)
         if isinstance(data, Response):
             return data
@@ -181,6 +170,22 @@ def create_app(studio: Studio) -> Starlette:
         if entry is None or not isinstance(path, str) or not isinstance(text, str):
             return _problem(400, "give the path of a variant and the text")
         limits = await run_in_threadpool(studio.limits, str(entry.get("preset")))
+        return data, path, text, limits
+
+    async def count(request: Request) -> Response:
+        """The text's length in its platform's unit, by the guard's own function."""
+        asked = await captioned(request)
+        if isinstance(asked, Response):
+            return asked
+        _, _, text, limits = asked
+        return JSONResponse(editing.measure(text, limits).to_dict())
+
+    async def edit(request: Request) -> Response:
+        """Save a person's caption, held to the platform by the guard's steps."""
+        asked = await captioned(request)
+        if isinstance(asked, Response):
+            return asked
+        data, path, text, limits = asked
         held, changes = editing.hold(text.replace("\r\n", "\n").rstrip(), limits)
         expected = data.get("version")
         try:
