@@ -250,3 +250,25 @@ def test_a_caption_saved_from_a_stale_view_is_a_conflict(served):
         "First tab's words.\n"
     status, answer = post(address, "/api/length", {"path": path, "text": "é" * 10}, token)
     assert status == 200 and answer["length"] == 10 and answer["over"] is False
+
+
+def test_a_planted_source_climbing_out_of_the_masters_folder_shows_nothing(review_sample,
+                                                                           tmp_path):
+    import shutil
+
+    secret = tmp_path / "private"                 # a photo of the host's, outside --masters
+    secret.mkdir()
+    shutil.copy(review_sample.parent / "shoot" / "astronaut.jpg", secret / "me.jpg")
+    with studio(review_sample, tmp_path / "served", "--masters", str(review_sample.parent)) \
+            as (address, out):
+        body = manifest(out)
+        climb = "../" * len(review_sample.parent.parts)
+        for source in (str(secret / "me.jpg"), f"{climb}{secret.relative_to('/')}/me.jpg",
+                       f"shoot/../{climb}{secret.relative_to('/')}/me.jpg"):
+            body["variants"][0]["source"] = source
+            (out / "manifest.json").write_text(json.dumps(body), encoding="utf-8")
+            status, _, _ = raw(address, f"/masters/{body['variants'][0]['path']}")
+            assert status == 404, source
+        body["variants"][0]["source"] = "shoot/astronaut.jpg"          # the real one shows
+        (out / "manifest.json").write_text(json.dumps(body), encoding="utf-8")
+        assert raw(address, f"/masters/{body['variants'][0]['path']}")[0] == 200

@@ -35,8 +35,16 @@ def bases(out: Path, given: tuple[Path, ...] = ()) -> list[Path]:
 
 
 def find(out: Path, entry: dict[str, Any], where: list[Path]) -> Path | None:
+    """The entry's master, only inside one of the folders `where`: a planted
+    manifest's `source` (absolute, or climbing out with `..`) shows no file of
+    the host's, to the operator or to a reviewer with the token."""
     source = entry.get("source")
-    return files.master(out, source, where) if isinstance(source, str) else None
+    found = files.master(out, source, where) if isinstance(source, str) else None
+    return found if found is not None and _within(found, where) else None
+
+
+def _within(path: Path, where: list[Path]) -> bool:
+    return any(path.is_relative_to(base.resolve()) for base in where)
 
 
 def base_of(out: Path, label: str, where: list[Path]) -> Path | None:
@@ -44,7 +52,7 @@ def base_of(out: Path, label: str, where: list[Path]) -> Path | None:
     the master is found: a render from there gives it the same label."""
     if not label or Path(label).is_absolute():
         return None
-    found = files.master(out, label, where)
+    found = find(out, {"source": label}, where)
     for base in where:
         if found is not None and (base / label).resolve() == found:
             return base
