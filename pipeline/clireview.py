@@ -98,7 +98,7 @@ def _safe_areas(presets_dirs: tuple[Path, ...]) -> dict[str, tuple[float, float,
 def _warm(out: Path) -> None:
     """Thumbnails for every variant, made while the first page loads."""
     from pipeline.review import files, thumbs
-    from pipeline.review.app import read_manifest
+    from pipeline.review.decisions import read_manifest
 
     found = [files.inside(out, str(v.get("path") or ""))
              for v in read_manifest(out).get("variants", []) if isinstance(v, dict)]

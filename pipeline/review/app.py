@@ -22,7 +22,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
@@ -34,11 +34,11 @@ from starlette.staticfiles import StaticFiles
 
 from pipeline.captions.model import Limits
 from pipeline.errors import PipelineError, printable
-from pipeline.outputs import MANIFEST
 from pipeline.review import decisions, editing, files, focus, masters, thumbs
 from pipeline.review.cards import FILTERS, card, group_cards
 
 HERE = Path(__file__).resolve().parent
+T = TypeVar("T")
 COOKIE = "repurpose_review"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -83,7 +83,7 @@ def create_app(studio: Studio) -> Starlette:
                         headers={"Cache-Control": "no-store"})
 
     async def overview(request: Request) -> Response:
-        body = read_manifest(studio.out)
+        body = _manifest(studio.out)
         show = request.query_params.get("show", "")
         cards = [card(entry, index) for index, entry in enumerate(body.get("variants", []))]
         shown = [c for c in cards if not show or show in c.filters]
@@ -148,15 +148,10 @@ def create_app(studio: Studio) -> Starlette:
         if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
             return _problem(400, "paths: give the variants' paths in OUT")
         versions = data.get("versions") if isinstance(data.get("versions"), dict) else None
-        try:
-            changed = decisions.decide(studio.out, paths, str(data.get("action")), studio.by,
-                                       reason=_text(data.get("reason")), expected=versions)
-        except decisions.Conflict as exc:
-            return _problem(409, str(exc))
-        except decisions.ReviewError as exc:
-            return _problem(400, str(exc))
-        except (PipelineError, OSError) as exc:      # the folder cannot be written
-            return _problem(500, f"nothing saved: {printable(str(exc))}")
+        changed = await _saving(decisions.decide, studio.out, paths, str(data.get("action")),
+                                studio.by, _text(data.get("reason")), versions)
+        if isinstance(changed, Response):
+            return changed
         return JSONResponse({"variants": [_public(e) for e in changed]})
 
     async def captioned(request: Request
@@ -188,16 +183,11 @@ def create_app(studio: Studio) -> Starlette:
         data, path, text, limits = asked
         held, changes = editing.hold(text.replace("\r\n", "\n").rstrip(), limits)
         expected = data.get("version")
-        try:
-            saved = await run_in_threadpool(
-                decisions.edit_caption, studio.out, path, held, studio.by,
-                {path: expected} if isinstance(expected, str) else None, studio.presets_dirs)
-        except decisions.Conflict as exc:
-            return _problem(409, str(exc))
-        except decisions.ReviewError as exc:
-            return _problem(400, str(exc))
-        except (PipelineError, OSError) as exc:      # the folder cannot be written
-            return _problem(500, f"nothing saved: {printable(str(exc))}")
+        saved = await _saving(decisions.edit_caption, studio.out, path, held, studio.by,
+                              {path: expected} if isinstance(expected, str) else None,
+                              studio.presets_dirs)
+        if isinstance(saved, Response):
+            return saved
         return JSONResponse({**_public(saved), "text": held, "changes": changes,
                              "count": editing.measure(held, limits).to_dict()})
 
@@ -216,7 +206,7 @@ def create_app(studio: Studio) -> Starlette:
         if base is None:
             return _problem(404, f"{label}: master not found; start the studio with "
                                  "--masters DIR (the folder the render ran from)")
-        body = read_manifest(studio.out)
+        body = _manifest(studio.out)
         presets = sorted({str(v.get("preset")) for v in body.get("variants", [])
                           if isinstance(v, dict) and v.get("source") == label})
         try:
@@ -293,21 +283,34 @@ def _same(given: str, token: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), token.encode())
 
 
-def read_manifest(out: Path) -> dict[str, Any]:
+def _manifest(out: Path) -> dict[str, Any]:
+    """OUT's manifest for a page; one that cannot be read is an empty one whose
+    error the overview shows (the studio stays up while a render replaces it)."""
     try:
-        with open(out / MANIFEST, encoding="utf-8") as handle:
-            body = json.load(handle)
-    except (OSError, ValueError):
-        return {"variants": [], "errors": [{"error": f"{out / MANIFEST}: cannot be read; "
-                                            "render into this folder first"}]}
-    return body if isinstance(body, dict) else {"variants": []}
+        return decisions.read_manifest(out)
+    except decisions.ReviewError as exc:
+        return {"variants": [], "errors": [{"error": printable(str(exc))}]}
 
 
 def _entry(out: Path, path: str) -> dict[str, Any] | None:
-    for entry in read_manifest(out).get("variants", []):
+    for entry in _manifest(out).get("variants", []):
         if isinstance(entry, dict) and entry.get("path") == path:
             return entry
     return None
+
+
+async def _saving(call: Callable[..., T], *args: Any) -> T | Response:
+    """A write through pipeline.review.decisions, off the event loop (it waits for
+    the manifest's lock), with its refusals as answers: 409 for a stale view, 400
+    for a refused change, 500 with the reason when OUT cannot be written."""
+    try:
+        return await run_in_threadpool(call, *args)
+    except decisions.Conflict as exc:
+        return _problem(409, str(exc))
+    except decisions.ReviewError as exc:
+        return _problem(400, str(exc))
+    except (PipelineError, OSError) as exc:
+        return _problem(500, f"nothing saved: {printable(str(exc))}")
 
 
 async def _json(request: Request) -> dict[str, Any] | Response:

@@ -14,8 +14,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pipeline.errors import PipelineError
 from pipeline.outputs import atomic_write
 from pipeline.review import files, thumbs
-from pipeline.review.app import read_manifest
 from pipeline.review.cards import FILTERS, card, group_cards
+from pipeline.review.decisions import read_manifest
 
 HERE = Path(__file__).resolve().parent
 
