@@ -46,18 +46,24 @@ def review(out_dir: Path, host: str, port: int, open_browser: bool, who: str | N
     except ImportError as exc:
         raise click.UsageError(f"the review studio needs its extra ({exc.name} is missing): "
                                "pip install 'repurpose[review]'") from exc
+    from pipeline.errors import PipelineError, printable
+    from pipeline.review.decisions import read_manifest
+
     out = out_dir.resolve()
-    if not (out / "manifest.json").is_file():
-        raise click.UsageError(f"{out / 'manifest.json'} not found: render into {out} first "
-                               "(or give a watch folder's Output/)")
+    try:
+        read_manifest(out)
+    except PipelineError as exc:
+        raise click.UsageError(printable(str(exc))) from exc
     if sheet is not None:
         from pipeline.review.sheet import write_sheet
 
-        count = write_sheet(out, sheet)
+        try:
+            count = write_sheet(out, sheet)
+        except PipelineError as exc:
+            raise click.ClickException(printable(str(exc))) from exc
         click.echo(f"{count} variant{'s' if count != 1 else ''} on {sheet}")
         return
-    if port == 0:
-        port = _free_port(host)
+    port = _listening_port(host, port)
     studio = Studio(out=out, by=who or os.environ.get("USER") or "unknown",
                     token=secrets.token_urlsafe(24), host=host, port=port,
                     safe_areas=_safe_areas(presets_dirs), presets_dirs=presets_dirs,
@@ -97,17 +103,29 @@ def _safe_areas(presets_dirs: tuple[Path, ...]) -> dict[str, tuple[float, float,
 
 def _warm(out: Path) -> None:
     """Thumbnails for every variant, made while the first page loads."""
+    from pipeline.errors import PipelineError
     from pipeline.review import files, thumbs
     from pipeline.review.decisions import read_manifest
 
-    found = [files.inside(out, str(v.get("path") or ""))
-             for v in read_manifest(out).get("variants", []) if isinstance(v, dict)]
+    try:
+        variants = read_manifest(out)["variants"]
+    except PipelineError:
+        return                      # the overview says why
+    found = [files.inside(out, str(v.get("path") or "")) for v in variants if isinstance(v, dict)]
     thumbs.thumbnails(out, [f for f in found if f is not None], jobs=os.cpu_count() or 1)
 
 
-def _free_port(host: str) -> int:
+def _listening_port(host: str, port: int) -> int:
+    """`port` (a free one for 0) once it is known that `host` can listen on it; else
+    a usage error naming both, before anything starts."""
     import socket
 
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+            return int(probe.getsockname()[1])
+    except OSError as exc:
+        raise click.UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                               "give another --host or --port") from exc

@@ -340,3 +340,14 @@ def test_strict_removes_every_unsupported_fact_and_keeps_the_rest():
                 CaptionOptions(strict=True), ai=True)
     assert out.caption.text == "Open at 9. Only, then again on."
     assert sum(f.startswith("unsupported fact") for f in out.findings) == 2
+
+
+def test_a_body_of_one_word_longer_than_the_limit_is_cut_not_dropped():
+    from pipeline.captions.fit import Post, fit
+    from pipeline.captions.length import x_weighted
+
+    findings: list[str] = []
+    text, _ = fit(Post("a" * 400, tail=("https://example.com/launch",)), 280, "x_weighted",
+                  findings)
+    assert text.startswith("aaaa") and text.endswith("https://example.com/launch")
+    assert x_weighted(text) <= 280 and "inside a word" in findings[0]

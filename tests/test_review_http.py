@@ -272,3 +272,27 @@ def test_a_planted_source_climbing_out_of_the_masters_folder_shows_nothing(revie
         body["variants"][0]["source"] = "shoot/astronaut.jpg"          # the real one shows
         (out / "manifest.json").write_text(json.dumps(body), encoding="utf-8")
         assert raw(address, f"/masters/{body['variants'][0]['path']}")[0] == 200
+
+
+def test_hostile_writes_change_nothing(review_sample, tmp_path):
+    shoot_yaml = review_sample.parent / "shoot" / "shoot.yaml"
+    before_yaml = shoot_yaml.read_bytes()
+    with studio(review_sample, tmp_path, "--masters", str(review_sample.parent)) as (address, out):
+        token = token_of(raw(address, "/")[2])
+        before = manifest(out)["variants"]
+        path = "x-image/astronaut.jpg"
+        for data in ({"path": path, "x": True, "y": 0.5}, {"path": path, "x": 2, "y": 0.5},
+                     {"path": "../manifest.json", "x": 0.5, "y": 0.5}):
+            assert post(address, "/api/focus", data, token)[0] == 400, data
+        status, answer = post(address, "/api/caption", {"path": path, "text": "a" * 100_001},
+                              token)
+        assert status == 400 and "at most 100000" in answer["error"]
+        # The sample shoot asks for a Python effect, which an untrusted render refuses:
+        # the render fails, and shoot.yaml is put back as it was.
+        status, answer = post(address, "/api/focus", {"path": path, "x": 0.9, "y": 0.5}, token)
+        assert status == 422 and "is as it was" in answer["error"]
+        assert "effect" in answer["error"]
+        after = manifest(out)
+        assert after["variants"] == before              # every variant and decision kept
+        assert "effect" in after["errors"][0]["error"]  # the failed run, recorded as any is
+    assert shoot_yaml.read_bytes() == before_yaml

@@ -107,7 +107,16 @@ def _fit_tags(post: Post, limit: int, unit: str, findings: list[str]) -> Post:
 def _fit_body(post: Post, limit: int, unit: str, findings: list[str]) -> Post:
     if length(post.text(), unit) <= limit:
         return post
-    body = shorten_to(post.body, lambda b: length(replace(post, body=b).text(), unit) <= limit)
+    def fits(b: str) -> bool:
+        return length(replace(post, body=b).text(), unit) <= limit
+
+    body = shorten_to(post.body, fits)
+    if not body:        # one word longer than the room (a pasted URL, a run of letters)
+        chars = _longest(len(post.body), lambda k: fits(post.body[:k].rstrip() + ELLIPSIS))
+        body = post.body[:chars].rstrip() + ELLIPSIS if chars else ""
+        if body:
+            findings.append(f"shortened to {limit} ({unit}) inside a word: no word end fits")
+            return replace(post, body=body)
     if not body:
         findings.append("the required parts alone fill the limit: body dropped")
     else:

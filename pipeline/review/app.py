@@ -181,6 +181,9 @@ def create_app(studio: Studio) -> Starlette:
         if isinstance(asked, Response):
             return asked
         data, path, text, limits = asked
+        if len(text) > decisions.MAX_TEXT:
+            return _problem(400, f"the caption is {len(text)} characters; at most "
+                                 f"{decisions.MAX_TEXT}")
         held, changes = editing.hold(text.replace("\r\n", "\n").rstrip(), limits)
         expected = data.get("version")
         saved = await _saving(decisions.edit_caption, studio.out, path, held, studio.by,
@@ -197,9 +200,9 @@ def create_app(studio: Studio) -> Starlette:
         data = await _json(request)
         if isinstance(data, Response):
             return data
-        path, x, y = data.get("path"), data.get("x"), data.get("y")
+        path, x, y = data.get("path"), _number(data.get("x")), _number(data.get("y"))
         entry = _entry(studio.out, path) if isinstance(path, str) else None
-        if entry is None or not isinstance(x, (int, float)) or not isinstance(y, (int, float)):
+        if entry is None or x is None or y is None:
             return _problem(400, "give the path of a variant and the focus as x and y")
         label = str(entry.get("source") or "")
         base = masters.base_of(studio.out, label, studio.masters)
@@ -210,17 +213,19 @@ def create_app(studio: Studio) -> Starlette:
         presets = sorted({str(v.get("preset")) for v in body.get("variants", [])
                           if isinstance(v, dict) and v.get("source") == label})
         try:
-            written = await run_in_threadpool(focus.set_focus, (base / label).parent,
-                                              Path(label).name, float(x), float(y))
+            written, before = await run_in_threadpool(
+                focus.set_focus, (base / label).parent, Path(label).name, x, y)
             done = await run_in_threadpool(focus.render_again, base, label, studio.out,
                                            presets, studio.trust_shoots)
+            if done.returncode != 0:
+                await run_in_threadpool(focus.restore, written, before)
         except PipelineError as exc:
             return _problem(400, str(exc))
         said = [printable(line) for line in done.stderr.splitlines() if line.strip()][-20:]
-        if done.returncode not in (0, 1):
-            return _problem(500, "the render stopped: " + " / ".join(said[-3:]))
-        return JSONResponse({"shoot_yaml": str(written), "rendered": done.returncode == 0,
-                             "log": said})
+        if done.returncode != 0:
+            return _problem(422, f"{label} did not render with the new focus, so "
+                                 f"{written} is as it was: " + " / ".join(said[-3:]))
+        return JSONResponse({"shoot_yaml": str(written), "rendered": True, "log": said})
 
     routes = [
         Route("/", overview),
@@ -324,6 +329,12 @@ async def _json(request: Request) -> dict[str, Any] | Response:
     except ValueError:
         return _problem(400, "not JSON")
     return data if isinstance(data, dict) else _problem(400, "send a JSON object")
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number (not true/false, which Python counts as 1 and 0)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
 
 
 def _text(value: Any) -> str | None:

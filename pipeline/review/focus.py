@@ -30,9 +30,10 @@ class FocusError(PipelineError):
     """The focus could not be written or the master not rendered again."""
 
 
-def set_focus(shoot_dir: Path, key: str, x: float, y: float) -> Path:
+def set_focus(shoot_dir: Path, key: str, x: float, y: float) -> tuple[Path, str | None]:
     """Write `focus: [x, y]` for master `key` into shoot_dir/shoot.yaml (made if
-    missing). Returns the file."""
+    missing). Returns the file and what it held before (None: it did not exist),
+    for `restore`."""
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
@@ -42,14 +43,14 @@ def set_focus(shoot_dir: Path, key: str, x: float, y: float) -> Path:
     if file.is_symlink():
         raise FocusError(f"{file} is a link; the studio does not write through links",
                          path=str(file), hint="replace the link by the file itself")
-    text = ""
+    text, before = "", None
     if file.exists():
         try:
             load_mapping(file, "shoot.yaml")        # our limits first: no bomb reaches ruamel
         except ConfigError as exc:
             raise FocusError(f"{file}: {exc.problems[0] if exc.problems else exc}",
                              path=str(file), hint="fix shoot.yaml, then set the focus") from exc
-        text = file.read_text(encoding="utf-8")
+        text = before = file.read_text(encoding="utf-8")
     yaml = YAML(typ="rt", pure=True)
     yaml.preserve_quotes = True
     data = yaml.load(text) if text.strip() else None
@@ -70,7 +71,16 @@ def set_focus(shoot_dir: Path, key: str, x: float, y: float) -> Path:
     buffer = io.StringIO()
     yaml.dump(data, buffer)
     atomic_write(file, buffer.getvalue().encode("utf-8"))
-    return file
+    return file, before
+
+
+def restore(file: Path, before: str | None) -> None:
+    """Put shoot.yaml back as `set_focus` found it (a render that failed with the new
+    focus leaves the shoot as it was)."""
+    if before is None:
+        file.unlink(missing_ok=True)
+    else:
+        atomic_write(file, before.encode("utf-8"))
 
 
 def render_again(base: Path, label: str, out: Path, presets: Sequence[str],
