@@ -23,6 +23,7 @@ import click
 
 from pipeline import __version__
 from pipeline.clicaptions import captions
+from pipeline.cliexport import export
 from pipeline.clireview import review
 from pipeline.errors import ConfigError, PipelineError, printable
 
@@ -279,6 +280,7 @@ def _watch_status(ledger: Any) -> None:
 
 cli.add_command(captions)
 cli.add_command(review)
+cli.add_command(export)
 
 
 @cli.group()

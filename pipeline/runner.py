@@ -213,6 +213,7 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
     finally:
         planned.found.cleanup()
     body = manifest(results, errors, planned.notes, still_present(out_dir, previous))
+    _posting(body["variants"], planned)
     limits = {p.id: p.items.max for job in planned.jobs for p in job.presets
               if p.items and p.items.max > 1}
     body["carousels"] = carousels(results, limits)
@@ -227,6 +228,26 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
         except OSError as exc:
             raise write_error(exc, out_dir / MANIFEST) from exc
     return Report(results, errors, planned.notes, body)
+
+
+def _posting(variants: list[dict[str, Any]], planned: Planned) -> None:
+    """What `repurpose export` needs to post this run's variants, recorded while the
+    presets and shoots are at hand (a preset may exist only in its shoot.yaml):
+    `post` = {platform, type, caption limits, the shoot's time of day for it}."""
+    facts: dict[tuple[str, str], dict[str, Any]] = {}
+    for job in planned.jobs:
+        ctx = planned.shoots.get(job.asset.shoot_dir)
+        times = ctx.shoot.schedule if ctx else {}
+        for preset in job.presets:
+            spec = preset.caption
+            facts[job.asset.label, preset.id] = {
+                "platform": preset.platform, "type": preset.post,
+                "caption_limits": spec.model_dump(mode="json") if spec else None,
+                "time": times.get(preset.id) or times.get(preset.platform)}
+    for entry in variants:
+        found = facts.get((entry.get("source"), entry.get("preset")))
+        if found is not None:
+            entry["post"] = found
 
 
 def _written(out_dir: Path, body: dict[str, Any],

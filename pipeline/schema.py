@@ -84,6 +84,8 @@ Millis = Annotated[
 ]
 
 Fraction01 = Annotated[float, Field(ge=0.0, le=1.0)]
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                                 description="a time of day, HH:MM (24-hour)")]
 
 
 class Strict(BaseModel):
@@ -182,6 +184,7 @@ class AiDisclosure(Strict):
 
 
 FitMode = Literal["crop", "pad", "blur-pad"]
+PostType = Literal["post", "reel", "story", "short", "pin", "none"]
 CutStrategy = Literal["head", "split", "best"]
 X264Speed = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                     "slower", "veryslow"]
@@ -210,6 +213,10 @@ class Preset(Strict):
     subtitles: SubtitleSpec | None = None
     ai_disclosure: AiDisclosure | None = None
     sources: list[str] = []
+    post: PostType = Field(
+        default="post", description="what the platform publishes it as: a feed post, a reel, "
+                                    "a story, a short or a pin; none: not a post of its own "
+                                    "(a profile picture, a link preview, a video's cover)")
     # How we render it (not platform figures): defaults live here only.
     opt_in: bool = Field(
         default=False, description="only rendered when a shoot lists it in targets")
@@ -411,3 +418,8 @@ class Shoot(Strict):
         default={}, description="per-preset changes, merged onto the preset by id")
     presets: list[dict[str, Any]] = Field(
         default=[], description="extra presets for this shoot (may use extends:)")
+    schedule: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)],
+                   ClockTime] = Field(
+        default={}, max_length=500,
+        description="time of day (HH:MM) each platform, or preset id, posts at: `repurpose "
+                    "export` puts a master's post there at or after its --start/--every slot")
