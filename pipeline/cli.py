@@ -73,6 +73,30 @@ _untrusted = click.option("--untrusted", is_flag=True,
                                "hosts, read variables or files outside their folder.")
 
 
+_notify = click.option("--notify", "notify_url", default=None, metavar="URL",
+                       help="POST a JSON summary of each finished render to this webhook "
+                            "(or `notify: {url}` in --config); never fails the render.")
+_events = click.option("--events", is_flag=True,
+                       help="Print each finished render's summary as a JSON line on stdout.")
+
+
+def _notifier(url: str | None, events: bool, operator: Any) -> Any:
+    """The operator's hand-off: --notify over the --config file's `notify:`."""
+    from pipeline.notify import Notifier, check_url
+
+    settings = operator.notify
+    chosen = url or (settings.url if settings else None)
+    if chosen:
+        try:
+            check_url(chosen)
+        except ValueError as exc:
+            raise click.UsageError(f"--notify: {exc}") from exc
+    if settings:
+        return Notifier(chosen, events, settings.timeout, settings.attempts,
+                        say=lambda line: click.echo(line, err=True))
+    return Notifier(chosen, events, say=lambda line: click.echo(line, err=True))
+
+
 def _announce(line: str) -> None:
     click.echo(f"privileged: {printable(line)}", err=True)
 
@@ -99,11 +123,13 @@ def cli() -> None:
               help="Draft captions again, even those a person approved or edited.")
 @_config
 @_untrusted
+@_notify
+@_events
 @_errors_to_exit
 def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
            presets_dirs: tuple[Path, ...], force: bool, dry_run: bool, as_json: bool,
            jobs: int | None, force_captions: bool, config: Path | None,
-           untrusted: bool) -> None:
+           untrusted: bool, notify_url: str | None, events: bool) -> None:
     """Render SOURCE files, folders or ZIPs into OUT/<preset>/<name>.<ext>.
 
     The shoot.yaml of a folder you render is trusted like a Makefile: every
@@ -115,6 +141,7 @@ def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
     from pipeline.trust import load_operator
 
     operator = load_operator(config)
+    notifier = _notifier(notify_url, events, operator)
     bar = ProgressBar()
     try:
         report = run(list(sources), out_dir, list(presets_dirs), only, force, dry_run, jobs,
@@ -133,6 +160,11 @@ def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
         click.echo(json.dumps(report.manifest, indent=2, ensure_ascii=False, default=str))
     else:
         _summary(report, out_dir, dry_run)
+    if notifier and not dry_run:
+        from pipeline.notify import summary
+
+        notifier.send(summary("render.finished", [str(s) for s in sources], out_dir.absolute(),
+                              report))
     sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
 
 
@@ -231,10 +263,13 @@ def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
 @click.option("--retry-wait", default=30.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds before a transient failure (a full or read-only disk, a render "
                    "process that died) is tried again; doubles each time, up to 15 minutes.")
+@_notify
+@_events
 @_errors_to_exit
 def watch(inbox: Path, out_dir: Path | None, presets_dirs: tuple[Path, ...], settle: float,
           jobs: int | None, once: bool, status: bool, retry_failed: bool,
-          config: Path | None, trust_inbox: bool, retry_wait: float) -> None:
+          config: Path | None, trust_inbox: bool, retry_wait: float,
+          notify_url: str | None, events: bool) -> None:
     """Watch INBOX: render what lands there, like a Media Encoder watch folder.
 
     One watcher per inbox: another one (also --once or --retry-failed) exits
@@ -259,7 +294,8 @@ def watch(inbox: Path, out_dir: Path | None, presets_dirs: tuple[Path, ...], set
         load_shoot(None, list(presets_dirs), operator)      # the operator's layers hold
         watcher = folder.Watcher(inbox, out_dir, list(presets_dirs), settle, jobs,
                                  operator=operator, trust_inbox=trust_inbox,
-                                 retry_wait=retry_wait)
+                                 retry_wait=retry_wait,
+                                 notifier=_notifier(notify_url, events, operator))
     except folder.InboxError as exc:
         click.echo(f"error: {printable(str(exc))}", err=True)
         sys.exit(EXIT_USAGE)

@@ -233,7 +233,8 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
 def _posting(variants: list[dict[str, Any]], planned: Planned) -> None:
     """What `repurpose export` needs to post this run's variants, recorded while the
     presets and shoots are at hand (a preset may exist only in its shoot.yaml):
-    `post` = {platform, type, caption limits, the shoot's time of day for it}."""
+    `post` = {platform, type, the master's declared AI use, caption limits, the
+    shoot's time of day for it}."""
     facts: dict[tuple[str, str], dict[str, Any]] = {}
     for job in planned.jobs:
         ctx = planned.shoots.get(job.asset.shoot_dir)
@@ -241,11 +242,11 @@ def _posting(variants: list[dict[str, Any]], planned: Planned) -> None:
         for preset in job.presets:
             spec = preset.caption
             facts[job.asset.label, preset.id] = {
-                "platform": preset.platform, "type": preset.post,
+                "platform": preset.platform, "type": preset.post, "ai": job.choices.ai,
                 "caption_limits": spec.model_dump(mode="json") if spec else None,
                 "time": times.get(preset.id) or times.get(preset.platform)}
     for entry in variants:
-        found = facts.get((entry.get("source"), entry.get("preset")))
+        found = facts.get((str(entry.get("source")), str(entry.get("preset"))))
         if found is not None:
             entry["post"] = found
 

@@ -396,6 +396,15 @@ class SpeechOptions(Strict):
     timeout: float = Field(default=900, gt=0, description="seconds the command may take")
 
 
+class NotifySettings(Strict):
+    """The operator config's `notify:` (never a shoot.yaml's): where summaries go."""
+
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2000)] = Field(
+        description="webhook that gets a JSON summary of each finished render (POST)")
+    timeout: float = Field(default=10.0, gt=0, le=120, description="seconds per attempt")
+    attempts: int = Field(default=4, ge=1, le=10, description="tries before giving up")
+
+
 class Shoot(Strict):
     """shoot.yaml: what to make from the masters in one folder."""
 

@@ -192,6 +192,7 @@ class Operator:
     file: Path | None = None
     data: dict[str, Any] = field(default_factory=dict)
     lines: Lines = field(default_factory=dict)
+    notify: Any = None      # NotifySettings: the operator's alone, never merged into a shoot
 
     @property
     def folder(self) -> Path | None:
@@ -208,15 +209,22 @@ def load_operator(file: Path | None) -> Operator:
     if file is None:
         return Operator()
     from pipeline.presets import validation_problems
-    from pipeline.schema import Shoot
+    from pipeline.schema import NotifySettings, Shoot
 
     file = file.absolute()
     data, lines = load_mapping(file, "the config file, like shoot.yaml,")
+    notify = data.pop("notify", None) if isinstance(data, dict) else None
     try:
         Shoot.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(validation_problems(exc, Shoot, lines, str(file))) from exc
-    return Operator(file, data, lines)
+    try:
+        settings = NotifySettings.model_validate(notify) if notify is not None else None
+    except ValidationError as exc:
+        under = {path[1:]: where for path, where in lines.items() if path[:1] == ("notify",)}
+        problems = validation_problems(exc, NotifySettings, under, str(file), prefix="notify")
+        raise ConfigError(problems) from exc
+    return Operator(file, data, lines, settings)
 
 
 def privileged_uses(shoot: Any, lines: Lines, file: str, effects: dict[str, str],

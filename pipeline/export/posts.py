@@ -190,8 +190,9 @@ def _ready(out_dir: Path, entry: dict[str, Any], facts: _Facts,
     if entry.get("status") not in POSTED:
         return f"its render failed ({entry.get('error') or entry.get('status')})"
     state = review_state(entry)
-    review = entry.get("review") if isinstance(entry.get("review"), dict) else {}
-    caption = entry.get("caption") if isinstance(entry.get("caption"), dict) else None
+    review: dict[str, Any] = entry["review"] if isinstance(entry.get("review"), dict) else {}
+    caption: dict[str, Any] | None = (entry["caption"] if isinstance(entry.get("caption"), dict)
+                                      else None)
     if state == "rejected":
         return f"rejected by {review.get('by')}: {review.get('reason')}"
     if caption is not None and caption.get("status") == "rejected":
@@ -322,12 +323,12 @@ def _carousels(body: Mapping[str, Any],
 def _post(entry: Mapping[str, Any], media: list[Media], status: Status, facts: _Facts,
           covers: Mapping[str, Media], kind: str) -> Post:
     info = facts.of(entry) or {}
-    caption = entry.get("caption") if isinstance(entry.get("caption"), dict) else {}
-    review = entry.get("review") if isinstance(entry.get("review"), dict) else {}
+    caption: dict[str, Any] = entry["caption"] if isinstance(entry.get("caption"), dict) else {}
+    review: dict[str, Any] = entry["review"] if isinstance(entry.get("review"), dict) else {}
     source = str(entry.get("group") or entry.get("source") or "")
     cover = covers.get(f"{entry.get('source')}\0{info.get('platform')}")
     thumbnail = cover if any(m.media == "video" for m in media) else None
-    plan = entry.get("plan") if isinstance(entry.get("plan"), dict) else {}
+    plan: dict[str, Any] = entry["plan"] if isinstance(entry.get("plan"), dict) else {}
     who = review.get("by") or caption.get("approved_by") or caption.get("edited_by")
     when = review.get("at") or caption.get("approved_at") or caption.get("edited_at")
     return Post(
@@ -337,7 +338,7 @@ def _post(entry: Mapping[str, Any], media: list[Media], status: Status, facts: _
         caption=caption.get("text") if isinstance(caption.get("text"), str) else None,
         hashtags=tuple(str(t) for t in caption.get("hashtags") or ()),
         alt_text=caption.get("alt_text") or None, title=caption.get("title") or None,
-        disclosure=caption.get("disclosure") or None, ai=str(plan.get("ai") or "none"),
+        disclosure=caption.get("disclosure") or None, ai=str(info.get("ai") or plan.get("ai") or "none"),
         ai_label_field=caption.get("ai_label_field") or None, thumbnail=thumbnail,
         time=info.get("time") if isinstance(info.get("time"), str) else None,
         decided_by=str(who) if who else None, decided_at=str(when) if when else None,

@@ -11,8 +11,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from pipeline.errors import PipelineError, WriteError, write_error
+from pipeline.notify import Notifier, failed_summary, summary
 from pipeline.outputs import remove_stale_temps
 from pipeline.trust import Operator
 from pipeline.watch.faults import MAX_ATTEMPTS, backoff, disk_fault, transient
@@ -59,7 +61,8 @@ class Taken:
 class Watcher:
     def __init__(self, inbox: Path, out: Path | None, presets_dirs: list[Path],
                  settle: float, jobs: int | None, *, operator: Operator | None = None,
-                 trust_inbox: bool = False, retry_wait: float = RETRY_S) -> None:
+                 trust_inbox: bool = False, retry_wait: float = RETRY_S,
+                 notifier: Notifier | None = None) -> None:
         self.inbox = inbox.resolve()
         self.own_output = out is None
         # Output/ is not resolved: start-up refused a link there, and one made later
@@ -68,6 +71,8 @@ class Watcher:
         self.presets_dirs = presets_dirs
         self.settle, self.jobs, self.retry_wait = settle, jobs, retry_wait
         self.operator, self.trust_inbox = operator, trust_inbox
+        self.notifier = notifier or Notifier()
+        self.report: Any = None             # the last render's, for its summary
         make_folders(self.inbox, self.own_output)
         self.ledger = Ledger(self.inbox)
         self.work = Workspace(self.inbox)
@@ -181,11 +186,13 @@ class Watcher:
         out = self.out / path.parent.relative_to(self.inbox)
         try:
             guard(self.inbox, self.out, self.own_output, out)
+            self.report = None
             report = run([staged], out, self.presets_dirs, jobs=self.jobs,
                          shoot_root=self.inbox, trusted=self.trust_inbox,
                          operator=self.operator, announce=self._announce,
                          aliases={staged: path})
             relabel(self.inbox, out)
+            self.report = (out, report)
         except PipelineError as exc:        # ConfigError of a trusted shoot.yaml, WriteError
             return [exc]
         except OSError as exc:
@@ -217,6 +224,7 @@ class Watcher:
             self.ledger.set(key, state="done")
             self._move(path, key, SOURCE)
             log(f"{key}: done, master moved to {SOURCE}/")
+            self._tell(key)
             return
         lines = self._reasons(errors)
         message = "; ".join(lines)
@@ -251,6 +259,24 @@ class Watcher:
         self.failed_here.add(key)
         self.faults = 0
         log(f"{key}: failed, moved to {FAILED}/{moved} ({message})")
+        self._tell(key, f"{FAILED}/{moved}", message)
+
+    def _tell(self, key: str, failed_to: str | None = None, message: str | None = None) -> None:
+        """The hand-off of a finished file (done, or failed for good) to --notify and
+        --events; what becomes of it never changes the file's outcome."""
+        if not self.notifier:
+            return
+        if failed_to is None and self.report is not None:
+            out, report = self.report
+            body = summary("watch.finished", [key], out, report)
+        else:
+            body = failed_summary("watch.finished", [key], self.out,
+                                  [{"source": key, "preset": None, "error": message}],
+                                  failed_to)
+        try:
+            self.notifier.send(body)
+        except Exception as exc:  # noqa: BLE001 - a hand-off never stops the watcher
+            log(f"{key}: notify failed ({type(exc).__name__}: {exc})")
 
     def _move(self, path: Path, key: str, folder: str, note: bytes | None = None) -> str:
         """Move a master (or a link itself) into Source/ or Failed/ under its own
