@@ -41,21 +41,14 @@ def export(out_dir: Path, fmt: str, target: Path | None, base_url: str | None,
            presets_dirs: tuple[Path, ...]) -> None:
     """Write OUT's approved variants for a scheduler or a publishing API."""
     from pipeline.export import export as make
-    from pipeline.export.schedule import ScheduleError, parse_every, parse_start, zone
+    from pipeline.export.schedule import ScheduleError, asked
 
     try:
-        where = zone(tz)
-        first = parse_start(start, where) if start else None
-        spacing = parse_every(every) if every else None
-    except ScheduleError as exc:
-        raise click.UsageError(str(exc)) from exc
-    if spacing and first is None:
-        raise click.UsageError("--every spaces posts from --start; give --start too")
-    try:
+        first, spacing, where = asked(start, every, tz)
         result = make(out_dir.resolve(), fmt, base_url=base_url, start=first,
                       every=spacing or timedelta(0), tz=where,
                       include_drafts=include_drafts, presets_dirs=list(presets_dirs))
-    except PipelineError as exc:
+    except (PipelineError, ScheduleError) as exc:
         raise click.UsageError(printable(str(exc))) from exc
     for skip in result.skipped:
         click.echo(printable(f"skipped: {skip.path}: {skip.reason}"), err=True)

@@ -223,13 +223,13 @@ def _ready(out_dir: Path, entry: dict[str, Any], facts: _Facts,
 
 
 def _status(state: str, caption: Mapping[str, Any] | None) -> Status:
-    if state == "approved":
+    """approved, edited (the caption is a person's own words, approved or not since),
+    or draft. A re-render since the decision ("changed") is a draft again."""
+    said = caption.get("status") if caption is not None else None
+    if state in ("approved", "pending") and said == "edited":
+        return "edited"
+    if state == "approved" or (state == "pending" and said == "approved"):
         return "approved"
-    if state == "pending" and caption is not None:
-        if caption.get("status") == "approved":
-            return "approved"
-        if caption.get("status") == "edited":
-            return "edited"
     return "draft"
 
 
@@ -338,7 +338,8 @@ def _post(entry: Mapping[str, Any], media: list[Media], status: Status, facts: _
         caption=caption.get("text") if isinstance(caption.get("text"), str) else None,
         hashtags=tuple(str(t) for t in caption.get("hashtags") or ()),
         alt_text=caption.get("alt_text") or None, title=caption.get("title") or None,
-        disclosure=caption.get("disclosure") or None, ai=str(info.get("ai") or plan.get("ai") or "none"),
+        disclosure=caption.get("disclosure") or None,
+        ai=str(info.get("ai") or plan.get("ai") or "none"),
         ai_label_field=caption.get("ai_label_field") or None, thumbnail=thumbnail,
         time=info.get("time") if isinstance(info.get("time"), str) else None,
         decided_by=str(who) if who else None, decided_at=str(when) if when else None,

@@ -49,6 +49,17 @@ def _localtime_name() -> str | None:
     return "/".join(parts[parts.index("zoneinfo") + 1:]) if "zoneinfo" in parts else None
 
 
+def asked(start: str | None, every: str | None, tz: str | None
+          ) -> tuple[datetime | None, timedelta | None, tzinfo]:
+    """--start, --every and --tz as given (empty: not given), read together."""
+    where = zone(tz or None)
+    first = parse_start(start, where) if start else None
+    spacing = parse_every(every) if every else None
+    if spacing and first is None:
+        raise ScheduleError("--every spaces posts from --start; give --start too")
+    return first, spacing, where
+
+
 def parse_start(text: str, where: tzinfo) -> datetime:
     """An ISO 8601 date and time ("2026-12-01 09:00", "2026-12-01T09:00+01:00"); a
     time without an offset is a wall time in `where`."""
@@ -97,8 +108,12 @@ def spread(posts: Sequence[Post], start: datetime | None, every: timedelta | Non
     slots: dict[str, int] = {}
     out = []
     for post in posts:
-        slot = start + slots.setdefault(post.source, len(slots)) * (every or timedelta(0))
-        out.append(replace(post, at=_at_time(slot, post.time, where)))
+        try:
+            slot = start + slots.setdefault(post.source, len(slots)) * (every or timedelta(0))
+            out.append(replace(post, at=_at_time(slot, post.time, where)))
+        except OverflowError as exc:
+            raise ScheduleError("the schedule runs past the year 9999; give an earlier "
+                                "--start or a shorter --every") from exc
     return out
 
 

@@ -5,7 +5,8 @@ Starlette with Jinja2 templates (autoescaped) and a little vanilla JS; the
 assets ship in the package, so the page works offline. The manifest is read
 afresh for every page, so a render finishing in another process shows at the
 next reload; every write goes through `pipeline.review.decisions`, the code
-`repurpose captions` uses.
+`repurpose captions` uses. Export makes `repurpose export`'s files (pipeline.export)
+for the page to offer as downloads; it writes nothing into OUT.
 
 Access: every write needs the run's token (sent by the page's script in the
 X-Review-Token header, so a foreign page cannot forge one: a cross-origin
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +36,15 @@ from starlette.staticfiles import StaticFiles
 
 from pipeline.captions.model import Limits
 from pipeline.errors import PipelineError, printable
-from pipeline.review import decisions, editing, files, focus, masters, thumbs
+from pipeline.export.schedule import ScheduleError
+from pipeline.review import decisions, editing, exporting, files, focus, masters, thumbs
 from pipeline.review.cards import FILTERS, card, group_cards
 
 HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
 COOKIE = "repurpose_review"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -75,6 +79,7 @@ def create_app(studio: Studio) -> Starlette:
     """The ASGI app for `studio`."""
     env = Environment(loader=PackageLoader("pipeline.review", "templates"),
                       autoescape=select_autoescape(["html"]))
+    formats = exporting.formats()
 
     def page(request: Request, name: str, **context: Any) -> Response:
         html = env.get_template(name).render(token=studio.token, by=studio.by,
@@ -90,7 +95,8 @@ def create_app(studio: Studio) -> Starlette:
         counts = {key: sum(key in c.filters for c in cards) for key in FILTERS}
         return page(request, "overview.html", groups=group_cards(shown), show=show,
                     filters=FILTERS, counts=counts, total=len(cards),
-                    errors=body.get("errors") or [])
+                    errors=body.get("errors") or [], formats=formats,
+                    export_limits=exporting.FIELDS)
 
     async def variant(request: Request) -> Response:
         path = request.path_params["path"]
@@ -227,6 +233,28 @@ def create_app(studio: Studio) -> Starlette:
                                  f"{written} is as it was: " + " / ".join(said[-3:]))
         return JSONResponse({"shoot_yaml": str(written), "rendered": True, "log": said})
 
+    async def exported(request: Request) -> Response:
+        """OUT's posts in one of pipeline.export's formats, as text files for the
+        page to offer; a refusal (format, schedule, base URL) is a 422."""
+        data = await _json(request)
+        if isinstance(data, Response):
+            return data
+        asked = exporting.asked(data)
+        if isinstance(asked, str):
+            return _problem(400, asked)
+        try:        # reads and hashes every posted file: off the event loop
+            result = await run_in_threadpool(exporting.run, studio.out, studio.presets_dirs,
+                                             asked)
+        except (PipelineError, ScheduleError) as exc:
+            return _problem(422, printable(str(exc)))
+        except OSError as exc:
+            return _problem(500, f"nothing exported: {printable(str(exc))}")
+        except Exception as exc:    # a plug-in exporter's bug: its traceback goes to the log
+            log.exception("export to %s failed", asked["format"])
+            return _problem(500, f"the {asked['format']} export failed "
+                                 f"({type(exc).__name__}); the studio's log says more")
+        return JSONResponse(exporting.reply(result))
+
     routes = [
         Route("/", overview),
         Route("/v/{path:path}", variant),
@@ -237,6 +265,7 @@ def create_app(studio: Studio) -> Starlette:
         Route("/api/caption", edit, methods=["POST"]),
         Route("/api/length", count, methods=["POST"]),
         Route("/api/focus", refocus, methods=["POST"]),
+        Route("/api/export", exported, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)

@@ -1,5 +1,5 @@
-// The studio's few actions: decisions (one variant or the chosen cards) and
-// caption saves. Every write carries the run's token in a header, which a
+// The studio's few actions: decisions (one variant or the chosen cards),
+// caption saves and exports. Every write carries the run's token in a header, which a
 // page from another origin cannot send without a preflight this server refuses.
 "use strict";
 
@@ -140,4 +140,66 @@ if (bulk) {
       document.getElementById("chosen").textContent = picked().length;
     }));
   wire(bulk, picked, () => null);
+}
+
+const exporting = document.getElementById("export-form");
+if (exporting) {
+  // The server makes the files (as `repurpose export` does); the page offers each
+  // as a download. Reasons name files, so everything goes in as text.
+  const fields = exporting.elements;
+  if (!fields.tz.value) fields.tz.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  let urls = [];
+  const items = (list, text) => list.map((entry) => {
+    const item = document.createElement("li");
+    item.textContent = text(entry);
+    return item;
+  });
+  const download = (file) => {
+    const type = file.name.endsWith(".json") ? "application/json"
+      : file.name.endsWith(".csv") ? "text/csv" : "text/plain";
+    const url = URL.createObjectURL(new Blob([file.text], {type: `${type};charset=utf-8`}));
+    urls.push(url);
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = file.name;
+    link.textContent = file.name;
+    const item = document.createElement("li");
+    item.append(link);
+    return item;
+  };
+  const show = (made, error) => {
+    urls.forEach((url) => URL.revokeObjectURL(url));
+    urls = [];
+    const drafts = made.drafts ? ` (${made.drafts} draft)` : "";
+    document.getElementById("export-summary").textContent = error ? "Nothing exported."
+      : `${made.posts} post(s)${drafts}, ${made.skipped.length} skipped.`;
+    const problem = document.getElementById("export-error");
+    problem.textContent = error || "";
+    problem.hidden = !error;
+    document.getElementById("export-files").replaceChildren(...(made.files || []).map(download));
+    document.getElementById("export-notes").replaceChildren(
+      ...items(made.notes || [], (note) => `note: ${note}`));
+    const skipped = made.skipped || [];
+    document.getElementById("export-skipped-title").hidden = !skipped.length;
+    document.getElementById("export-skipped").replaceChildren(
+      ...items(skipped, (skip) => `${skip.path}: ${skip.reason}`));
+    document.getElementById("export-result").hidden = false;
+  };
+  exporting.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = exporting.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      show(await post("/api/export", {
+        format: fields.format.value, base_url: fields.base_url.value.trim(),
+        start: fields.start.value, every: fields.every.value.trim(),
+        tz: fields.tz.value.trim(), include_drafts: fields.include_drafts.checked,
+      }));
+    } catch (error) {
+      show({}, error.message);
+      say(error.message, true);
+    } finally {
+      button.disabled = false;
+    }
+  });
 }
