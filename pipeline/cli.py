@@ -163,8 +163,11 @@ def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
     if notifier and not dry_run:
         from pipeline.notify import summary
 
-        notifier.send(summary("render.finished", [str(s) for s in sources], out_dir.absolute(),
-                              report))
+        try:
+            notifier.send(summary("render.finished", [str(s) for s in sources],
+                                  out_dir.absolute(), report))
+        except Exception as exc:  # noqa: BLE001 - the render's outcome never depends on it
+            click.echo(printable(f"notify: not sent ({type(exc).__name__}: {exc})"), err=True)
     sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
 
 

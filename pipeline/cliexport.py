@@ -4,6 +4,7 @@ bulk-import file, our own post plan, or the platforms' API request bodies
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -75,6 +76,7 @@ def _write(files: list[tuple[str, bytes]], target: Path | None, extension: str) 
         return ["stdout"]
     names = []
     for tag, data in files:
+        tag = re.sub(r"[^\w.-]+", "_", tag).strip(".")       # a plug-in's tag is no path
         path = target if not tag else target.with_name(
             f"{target.stem or 'export'}-{tag}{target.suffix or '.' + extension}")
         try:

@@ -18,9 +18,12 @@ becomes of it is logged, and it never changes the render's outcome.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import queue
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -33,7 +36,6 @@ from urllib.parse import urlsplit
 
 from pipeline import __version__
 from pipeline.errors import printable
-from pipeline.trust import redact_url
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -56,14 +58,43 @@ class Notifier:
         return bool(self.url or self.events)
 
     def send(self, summary: Mapping[str, Any]) -> bool:
-        """Print and post `summary`; True when the webhook took it (or there is none)."""
-        text = json.dumps(summary, ensure_ascii=False, default=str)
-        if self.events:
-            self.echo(text)
-        if not self.url:
-            return True
-        return post(self.url, text.encode("utf-8"), self.timeout, self.attempts, self.backoff,
-                    self.say)
+        """Print and post `summary`; True when the webhook took it (or there is none).
+        Never raises: a hand-off that fails is a line on stderr, nothing more."""
+        try:
+            # ASCII JSON: a name that is no UTF-8 (a lone surrogate) stays an escape.
+            text = json.dumps(summary, ensure_ascii=True, default=str)
+            if self.events:
+                self.echo(text)
+            if not self.url:
+                return True
+            return post(self.url, text.encode("ascii"), self.timeout, self.attempts,
+                        self.backoff, self.say)
+        except Exception as exc:  # noqa: BLE001 - the render's outcome never depends on it
+            self.say(printable(f"notify: not sent ({type(exc).__name__}: {exc})"))
+            return False
+
+
+class Sending:
+    """Summaries posted one after another by a thread of their own, so a slow
+    webhook never holds up the watcher's next file. `close` waits for what is
+    queued (each post is bounded by its attempts and deadlines)."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+        self.queue: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="notify", daemon=True)
+        self.thread.start()
+
+    def send(self, summary: Mapping[str, Any]) -> None:
+        self.queue.put(summary)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            self.notifier.send(item)
 
 
 def _print(line: str) -> None:
@@ -73,41 +104,84 @@ def _print(line: str) -> None:
 
 def check_url(url: str) -> str:
     """A webhook URL: http or https, with a host. ValueError says what is wrong."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port      # noqa: B018 - raises for a port that is no number or out of range
+    except ValueError as exc:
+        raise ValueError(f"{shown(url)!r} is no usable URL ({exc})") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{redact_url(url)!r} is no http(s) URL")
+        raise ValueError(f"{shown(url)!r} is no http(s) URL")
     return url
+
+
+def shown(url: str) -> str:
+    """A webhook as it may be printed: scheme, host and port only. Slack, Discord,
+    Teams and Zapier hooks carry their secret in the path."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:
+        return "<unparsable URL>"
+    return f"{parts.scheme}://{host}/..."
 
 
 def post(url: str, data: bytes, timeout: float, attempts: int, backoff: float,
          say: Callable[[str], None]) -> bool:
-    shown = redact_url(url)
-    request = urllib.request.Request(url, data=data, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": f"repurpose/{__version__}"})
-    opener = urllib.request.build_opener(_NoRedirect)
+    """POST `data`, each attempt within `timeout` seconds all told (a server that
+    trickles its answer is cut off too), up to `attempts` times."""
+    where = shown(url)
     wait = backoff
     for attempt in range(1, attempts + 1):
-        try:
-            with opener.open(request, timeout=timeout) as reply:
-                reply.read(65536)
-                if 200 <= reply.status < 300:
-                    return True
-                why = f"answered {reply.status}"
-        except urllib.error.HTTPError as exc:
-            why = f"answered {exc.code}"
-            if exc.code < 500 and exc.code not in (408, 429):
-                say(printable(f"notify: {shown} {why}; not tried again"))
-                return False
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            why = f"did not answer ({reason})"
+        outcome = _attempt(url, data, timeout)
+        if outcome is None:
+            return True
+        why, again = outcome
+        if not again:
+            say(printable(f"notify: {where} {why}; not tried again"))
+            return False
         if attempt < attempts:
-            say(printable(f"notify: {shown} {why}; trying again in {wait:g} s"))
+            say(printable(f"notify: {where} {why}; trying again in {wait:g} s"))
             time.sleep(wait)
             wait *= 2
         else:
-            say(printable(f"notify: {shown} {why}; gave up after {attempts} attempts"))
+            say(printable(f"notify: {where} {why}; gave up after {attempts} attempts"))
     return False
+
+
+def _attempt(url: str, data: bytes, timeout: float) -> tuple[str, bool] | None:
+    """One POST in a thread of its own, waited for `timeout` seconds at most: None
+    when the webhook took it, else why not and whether to try again."""
+    done: list[tuple[str, bool] | None] = []
+
+    def go() -> None:
+        done.append(_request(url, data, timeout))
+
+    worker = threading.Thread(target=go, name="notify-post", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not done:        # the thread ends at its socket's own timeout, unseen
+        return f"did not answer within {timeout:g} s", True
+    return done[0]
+
+
+def _request(url: str, data: bytes, timeout: float) -> tuple[str, bool] | None:
+    request = urllib.request.Request(url, data=data, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": f"repurpose/{__version__}"})
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=timeout) as reply:
+            reply.read(65536)
+            if 200 <= reply.status < 300:
+                return None
+            return f"answered {reply.status}", False
+    except urllib.error.HTTPError as exc:
+        return f"answered {exc.code}", exc.code >= 500 or exc.code in (408, 429)
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        return f"did not answer ({getattr(exc, 'reason', exc)})", True
+    except ValueError as exc:       # a URL urllib cannot use: trying again changes nothing
+        return f"cannot be used ({exc})", False
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

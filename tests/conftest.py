@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -65,3 +68,54 @@ def review_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    "-p", "x-image", "-p", "instagram-reel")
     assert done.returncode == 0, done.stderr
     return base / "out"
+
+
+EXPORT_PRESETS = ("instagram-feed-square", "instagram-carousel", "instagram-story-image",
+                  "x-image", "instagram-reel", "youtube-short", "youtube-thumbnail",
+                  "tiktok-video", "pinterest-pin", "linkedin-image")
+
+
+def _pages(folder: Path) -> None:
+    """A three-page Canva-like ZIP, each page a colour and its number."""
+    with zipfile.ZipFile(folder / "pages.zip", "w") as archive:
+        for n, colour in enumerate(("#c0392b", "#27ae60", "#2980b9"), start=1):
+            page = Image.new("RGB", (1080, 1350), colour)
+            ImageDraw.Draw(page).rectangle((400, 500, 680, 850), fill="white")
+            data = io.BytesIO()
+            page.save(data, "PNG")
+            archive.writestr(f"Page {n}.png", data.getvalue())
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample shoot plus a 3-page ZIP and a master whose name needs encoding
+    ("Café day #1.jpg"), rendered into EXPORT_PRESETS, then decided on: all approved but
+    landscape's square (rejected) and the logo's variants (left pending)."""
+    from pipeline.review.decisions import decide, read_manifest
+
+    base = tmp_path_factory.mktemp("export")
+    shoot = base / "shoot"
+    shutil.copytree(ROOT / "samples" / "shoot", shoot)
+    shutil.copy(shoot / "astronaut.jpg", shoot / "Café day #1.jpg")
+    _pages(shoot)
+    yaml = (shoot / "shoot.yaml").read_text()
+    (shoot / "shoot.yaml").write_text(yaml + '\nschedule:\n  instagram: "18:00"\n')
+    args = [a for p in EXPORT_PRESETS for a in ("-p", p)]
+    done = run_cli("render", shoot, "--out", base / "out", *args)
+    assert done.returncode == 0, done.stderr
+    out = base / "out"
+    body = read_manifest(out)
+    paths = [v["path"] for v in body["variants"] if v["status"] in ("rendered", "unchanged")]
+    pending = [p for p in paths if "/logo" in p]
+    decide(out, [p for p in paths if p not in pending], "approve", by="ana")
+    decide(out, ["instagram-feed-square/landscape.jpg"], "reject", by="ana",
+           reason="the horizon is tilted")
+    return out
+
+
+@pytest.fixture
+def exported_copy(exported: Path, tmp_path: Path) -> Path:
+    """A copy of the decided sample, for a test that changes it."""
+    copy = tmp_path / "out"
+    shutil.copytree(exported, copy, symlinks=True)
+    return copy

@@ -9,20 +9,18 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 import time
 import urllib.request
-import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import ROOT, run_cli
-from PIL import Image, ImageDraw
+from PIL import Image
 from reviewserver import free_port
 
 from pipeline.captions.length import x_weighted
@@ -67,50 +65,6 @@ PLAN_HEADER = ["schema_version", "id", "status", "platform", "preset", "type", "
                "scheduled_at", "files", "urls", "caption", "hashtags", "alt_texts", "title",
                "disclosure", "ai", "ai_label", "ai_label_field", "thumbnail", "decided_by",
                "decided_at", "checks_passed", "warnings"]
-
-
-def _pages(folder: Path) -> None:
-    """A three-page Canva-like ZIP, each page a colour and its number."""
-    with zipfile.ZipFile(folder / "pages.zip", "w") as archive:
-        for n, colour in enumerate(("#c0392b", "#27ae60", "#2980b9"), start=1):
-            page = Image.new("RGB", (1080, 1350), colour)
-            ImageDraw.Draw(page).rectangle((400, 500, 680, 850), fill="white")
-            data = io.BytesIO()
-            page.save(data, "PNG")
-            archive.writestr(f"Page {n}.png", data.getvalue())
-
-
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample shoot plus a 3-page ZIP and a master whose name needs encoding
-    ("Café day #1.jpg"), rendered into PRESETS, then decided on: all approved but
-    landscape's square (rejected) and the logo's variants (left pending)."""
-    base = tmp_path_factory.mktemp("export")
-    shoot = base / "shoot"
-    shutil.copytree(ROOT / "samples" / "shoot", shoot)
-    shutil.copy(shoot / "astronaut.jpg", shoot / "Café day #1.jpg")
-    _pages(shoot)
-    yaml = (shoot / "shoot.yaml").read_text()
-    (shoot / "shoot.yaml").write_text(yaml + '\nschedule:\n  instagram: "18:00"\n')
-    args = [a for p in PRESETS for a in ("-p", p)]
-    done = run_cli("render", shoot, "--out", base / "out", *args)
-    assert done.returncode == 0, done.stderr
-    out = base / "out"
-    body = read_manifest(out)
-    paths = [v["path"] for v in body["variants"] if v["status"] in ("rendered", "unchanged")]
-    pending = [p for p in paths if "/logo" in p]
-    decide(out, [p for p in paths if p not in pending], "approve", by="ana")
-    decide(out, ["instagram-feed-square/landscape.jpg"], "reject", by="ana",
-           reason="the horizon is tilted")
-    return out
-
-
-@pytest.fixture
-def out(exported: Path, tmp_path: Path) -> Path:
-    """A copy of the decided sample, for a test that changes it."""
-    copy = tmp_path / "out"
-    shutil.copytree(exported, copy, symlinks=True)
-    return copy
 
 
 def rows(data: bytes, header: bool = True) -> list[dict[str, str]] | list[list[str]]:
@@ -315,7 +269,8 @@ def test_schemas_refuse_wrong_payloads() -> None:
 
 
 @pytest.mark.slow
-def test_x_caption_over_280_weighted_is_skipped(out: Path) -> None:
+def test_x_caption_over_280_weighted_is_skipped(exported_copy: Path) -> None:
+    out = exported_copy
     long = "Launch day " + "🚀" * 140 + " https://example.com/launch"
     edit_caption(out, "x-image/astronaut.jpg", long, by="ana")
     decide(out, ["x-image/astronaut.jpg"], "approve", by="ana")
@@ -328,7 +283,8 @@ def test_x_caption_over_280_weighted_is_skipped(out: Path) -> None:
 
 
 @pytest.mark.slow
-def test_edited_caption_is_exported_and_failed_checks_skipped(out: Path) -> None:
+def test_edited_caption_is_exported_and_failed_checks_skipped(exported_copy: Path) -> None:
+    out = exported_copy
     edit_caption(out, "linkedin-image/astronaut.jpg", "New words.\n\n#space", by="bo")
     manifest = json.loads((out / "manifest.json").read_text())
     for entry in manifest["variants"]:

@@ -104,7 +104,7 @@ def test_metricool_without_a_base_url_is_refused_naming_it(served):
     ({"format": "tiktok-studio"}, "no export format 'tiktok-studio'; one of api, csv"),
     ({"format": ""}, "no export format"),
     ({"format": "hootsuite"}, "--start"),
-    ({"format": "json", "every": "1d"}, "give a start"),
+    ({"format": "json", "every": "1d"}, "give --start"),
     ({"format": "json", "start": "next monday"}, "no date and time"),
     ({"format": "json", "every": "weekly", **{k: v for k, v in START.items() if k != "every"}},
      "no duration"),

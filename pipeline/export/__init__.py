@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from pipeline.errors import PipelineError
@@ -62,17 +65,18 @@ class Exporter:
     description: str
     needs_urls: bool = False        # media go as public URLs (--base-url)
     needs_times: bool = False       # every row needs a date and time (--start)
+    drafts: bool = False            # marks a draft as one (else drafts are left out)
 
 
 EXPORTERS: dict[str, Exporter] = {}
 
 
 def exporter(name: str, *, extension: str, description: str, needs_urls: bool = False,
-             needs_times: bool = False) -> Callable[[Write], Write]:
+             needs_times: bool = False, drafts: bool = False) -> Callable[[Write], Write]:
     """Register the decorated function as the exporter `name`."""
     def add(write: Write) -> Write:
         EXPORTERS[name] = Exporter(name, write, extension, description, needs_urls,
-                                   needs_times)
+                                   needs_times, drafts)
         return write
     return add
 
@@ -134,34 +138,57 @@ def export(out_dir: Path, name: str, *, base_url: str | None = None,
     skipped = list(found.skipped)
     kept = []
     for post in posts:
-        if post.at is not None and post.at < moment:
+        if post.status == "draft" and not chosen.drafts:
+            skipped.append(Skip(post.id, post.preset, f"a draft, and {name}'s file has no way "
+                                "to mark one: it would be posted; approve it first"))
+        elif post.at is not None and post.at < moment:
             skipped.append(Skip(post.id, post.preset, f"scheduled in the past "
                                 f"({post.at.isoformat(timespec='minutes')}); give a later "
                                 "--start"))
         else:
             kept.append(with_urls(post, base) if base else post)
-    made = chosen.write(kept, Options(tz=tz, now=moment, base_url=base, skipped=tuple(skipped)))
+    try:
+        made = chosen.write(kept, Options(tz=tz, now=moment, base_url=base,
+                                          skipped=tuple(skipped)))
+    except OverflowError as exc:        # a date past the year 9999 in the format's zone
+        raise ExportError("the schedule runs past the year 9999",
+                          hint="give an earlier --start or a shorter --every") from exc
     taken = {s.path for s in made.skipped}
     return Result(chosen, made.files, [p for p in kept if p.id not in taken],
                   skipped + made.skipped, made.notes)
 
 
 def check_base_url(text: str) -> str:
-    """The base URL with one trailing slash; http(s), a host, no query or fragment."""
-    parts = urlsplit(text.strip())
+    """The base URL with one trailing slash: http(s), a host in ASCII (IDNA), no
+    user or password (they would go into every row), no query or fragment, no
+    spaces, control characters or backslashes."""
+    hint = "give where OUT is published, e.g. https://cdn.example.com/out/"
+    text = text.strip()
+    if not text.isascii() or not text.isprintable() or " " in text or "\\" in text:
+        raise ExportError(f"--base-url {text!r} has spaces, a backslash or characters "
+                          "outside ASCII", hint="percent-encode them (a host in its "
+                          "xn-- form)")
+    try:
+        parts = urlsplit(text)
+        parts.port      # noqa: B018 - raises for a port that is no number or out of range
+    except ValueError as exc:
+        raise ExportError(f"--base-url {text!r} cannot be read ({exc})", hint=hint) from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ExportError(f"--base-url {text!r} is no http(s) address",
-                          hint="give where OUT is published, e.g. https://cdn.example.com/out/")
-    if parts.query or parts.fragment or any(c.isspace() for c in text.strip()):
-        raise ExportError(f"--base-url {text!r} has a query, a fragment or spaces",
+        raise ExportError(f"--base-url {text!r} is no http(s) address", hint=hint)
+    if parts.username is not None or parts.password is not None:
+        raise ExportError("--base-url carries a user or password; every row would show it",
+                          hint="publish OUT where it needs none (a public bucket, a CDN)")
+    if parts.query or parts.fragment:
+        raise ExportError(f"--base-url {text!r} has a query or a fragment",
                           hint="give the folder's address; file names are added after it")
-    return text.strip().rstrip("/") + "/"
+    return text.rstrip("/") + "/"
 
 
 def url_of(base: str, path: str) -> str:
     """The public URL of `path` (relative to OUT) under `base`, each part of the
-    path percent-encoded (spaces, accents, #, ? stay part of the name)."""
-    return base + "/".join(quote(part, safe="") for part in path.split("/"))
+    path percent-encoded from its bytes on disk (spaces, accents, #, ? stay part
+    of the name; a name that is no UTF-8 keeps its own bytes)."""
+    return base + "/".join(quote(os.fsencode(part), safe="") for part in path.split("/"))
 
 
 def with_urls(post: Post, base: str) -> Post:
@@ -181,8 +208,15 @@ def csv_bytes(header: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> by
     if header is not None:
         writer.writerow(header)
     writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
+    return buffer.getvalue().encode("utf-8", "backslashreplace")
+
+
+def json_bytes(body: Any) -> bytes:
+    """JSON as UTF-8; a name that is no UTF-8 (a lone surrogate in Python) stays a
+    JSON escape, \\udcff, as in the manifest."""
+    text = json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+    return text.encode("utf-8", "backslashreplace")
 
 
 __all__ = ["EXPORTERS", "ExportError", "Exporter", "Options", "Output", "Post", "Result",
-           "Skip", "csv_bytes", "export", "exporter", "find", "names", "url_of"]
+           "Skip", "csv_bytes", "export", "json_bytes", "exporter", "find", "names", "url_of"]

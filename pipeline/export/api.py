@@ -12,12 +12,11 @@ written from the same pages.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline import __version__
-from pipeline.export import Options, Output, exporter
+from pipeline.export import Options, Output, exporter, json_bytes
 from pipeline.export.posts import Post, Skip
 
 SCHEMA_VERSION = 1
@@ -273,5 +272,5 @@ def as_api(posts: Sequence[Post], options: Options) -> Output:
                        "requests": made})
     body = {"schema_version": SCHEMA_VERSION, "generator": f"repurpose {__version__}",
             "exported_at": options.now.isoformat(timespec="seconds"), "posts": listed}
-    out.files.append(("", (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode()))
+    out.files.append(("", json_bytes(body)))
     return out

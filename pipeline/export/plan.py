@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline import __version__
-from pipeline.export import Options, Output, csv_bytes, exporter
+from pipeline.export import Options, Output, csv_bytes, exporter, json_bytes
 from pipeline.export.posts import Media, Post
 
 SCHEMA_VERSION = 1
@@ -58,7 +58,7 @@ def post_dict(post: Post) -> dict[str, Any]:
     }
 
 
-@exporter("json", extension="json",
+@exporter("json", extension="json", drafts=True,
           description="our post plan as JSON (schema_version 1), for your own tooling")
 def as_json(posts: Sequence[Post], options: Options) -> Output:
     body = {"schema_version": SCHEMA_VERSION, "generator": f"repurpose {__version__}",
@@ -66,12 +66,11 @@ def as_json(posts: Sequence[Post], options: Options) -> Output:
             "timezone": str(options.tz), "posts": [post_dict(p) for p in posts],
             "skipped": [{"path": s.path, "preset": s.preset, "reason": s.reason}
                         for s in options.skipped]}
-    text = json.dumps(body, indent=2, ensure_ascii=False) + "\n"
-    return Output(files=[("", text.encode("utf-8"))])
+    return Output(files=[("", json_bytes(body))])
 
 
-@exporter("csv", extension="csv",
-          description="our post plan as CSV, one row per post, for spreadsheets and scripts")
+@exporter("csv", extension="csv", drafts=True,
+          description="our post plan as CSV, one row per post, for your own scripts")
 def as_csv(posts: Sequence[Post], options: Options) -> Output:
     def listed(items: Sequence[Any]) -> str:
         return json.dumps(list(items), ensure_ascii=False)

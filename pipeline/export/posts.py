@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,16 +114,20 @@ def collect(out_dir: Path, include_drafts: bool = False,
     facts = _Facts(presets_dirs)
     out = Collected()
     ready: dict[str, tuple[dict[str, Any], Media, Status]] = {}
-    for entry in entries:
-        found = _ready(out_dir, entry, facts, include_drafts)
+    for raw in entries:
+        entry = _sane(raw)
+        found = entry if isinstance(entry, str) else _ready(out_dir, entry, facts,
+                                                            include_drafts)
         if isinstance(found, str):
-            out.skipped.append(Skip(entry["path"], str(entry.get("preset")), found))
-        else:
+            out.skipped.append(Skip(raw["path"], _text(raw.get("preset")) or "?", found))
+        elif not isinstance(entry, str) and entry["path"] not in ready:
             ready[entry["path"]] = (entry, *found)
     covers = _covers(ready, facts)
     pages = _carousels(body, ready, facts)
     done: set[str] = set()
     for items in pages:
+        if done.intersection(items):        # a planted manifest may list a page twice
+            continue
         first = ready[items[0]][0]
         out.posts.append(_post(first, [ready[p][1] for p in items],
                                min_status(ready[p][2] for p in items), facts, covers, "carousel"))
@@ -140,6 +145,75 @@ def collect(out_dir: Path, include_drafts: bool = False,
         out.posts.append(_post(entry, [media], status, facts, covers, kind))
     out.posts.sort(key=lambda p: (_master_key(p.source), p.platform, p.preset, p.id))
     return out
+
+
+PRESET_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
+CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+POST_TYPES = ("post", "reel", "story", "short", "pin", "none")
+DAMAGED = "its manifest entry is damaged ({}); render again"
+
+
+def _text(value: Any) -> str | None:
+    """A string that is valid text (a lone surrogate, a name that was no UTF-8,
+    cannot go into a post), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+def _sane(raw: dict[str, Any]) -> dict[str, Any] | str:
+    """An entry with every field the export reads of the type it must have, or why
+    not. The manifest of a watch folder's Output/ may have been planted."""
+    entry = dict(raw)
+    if not isinstance(entry.get("preset"), str) or not PRESET_ID.fullmatch(entry["preset"]):
+        return DAMAGED.format("preset")
+    if not isinstance(entry.get("source"), str):
+        return DAMAGED.format("source")
+    for key in ("checks", "warnings"):
+        if not isinstance(entry.get(key) or [], list):
+            return DAMAGED.format(key)
+    entry["checks"] = [c for c in entry.get("checks") or [] if isinstance(c, dict)]
+    entry["warnings"] = [w for w in entry.get("warnings") or [] if _text(w) is not None]
+    for key in ("width", "height"):
+        if not isinstance(entry.get(key), int) or isinstance(entry.get(key), bool):
+            entry[key] = None
+    if not isinstance(entry.get("duration"), (int, float)) or isinstance(entry["duration"], bool):
+        entry["duration"] = None
+    if not isinstance(entry.get("group"), str):
+        entry["group"] = None
+    caption = entry.get("caption")
+    if caption is not None:
+        if not isinstance(caption, dict):
+            return DAMAGED.format("caption")
+        caption = dict(caption)
+        if caption.get("text") is not None and _text(caption["text"]) is None:
+            return "its caption is not valid text; edit it in the studio"
+        for key in ("alt_text", "title", "disclosure", "ai_label_field", "status"):
+            caption[key] = _text(caption.get(key))
+        for key in ("hashtags", "findings"):
+            found = caption.get(key) or []
+            caption[key] = [t for t in found if _text(t) is not None] \
+                if isinstance(found, list) else []
+        entry["caption"] = caption
+    post = entry.get("post")
+    if post is not None:
+        if not isinstance(post, dict) or not isinstance(post.get("platform"), str) or \
+                not PRESET_ID.fullmatch(post["platform"]) or post.get("type") not in POST_TYPES:
+            return DAMAGED.format("post")
+        limits = post.get("caption_limits")
+        entry["post"] = {
+            "platform": post["platform"], "type": post["type"],
+            "ai": post.get("ai") if post.get("ai") in ("generated", "edited", "none") else None,
+            "time": post["time"] if isinstance(post.get("time"), str)
+            and CLOCK.fullmatch(post["time"]) else None,
+            "caption_limits": {k: v for k, v in limits.items()
+                               if isinstance(v, (int, str)) and not isinstance(v, bool)}
+            if isinstance(limits, dict) else None}
+    return entry
 
 
 # A draft sorts last: a carousel with one draft page is a draft.
@@ -237,7 +311,7 @@ def _file_problem(out_dir: Path, entry: Mapping[str, Any]) -> str | None:
     """Why the file at the entry's path is not the one rendered, if it is not."""
     target = out_dir / entry["path"]
     try:
-        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = _open(target)
     except OSError as exc:
         return f"its file cannot be read ({exc.strerror}); render again"
     try:
@@ -256,6 +330,12 @@ def _file_problem(out_dir: Path, entry: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _open(path: Path) -> int:
+    """A descriptor to read `path`: never through a link, never waiting (a FIFO
+    planted in its place opens at once and is then refused as no plain file)."""
+    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+
+
 def _caption_problem(out_dir: Path, entry: Mapping[str, Any], caption: Mapping[str, Any],
                      facts: Mapping[str, Any]) -> str | None:
     text = caption.get("text")
@@ -263,8 +343,10 @@ def _caption_problem(out_dir: Path, entry: Mapping[str, Any], caption: Mapping[s
         return "its caption has no text; render again"
     file = (out_dir / entry["path"]).with_suffix(".caption.txt")
     try:
-        with open(os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as fh:
-            written = fh.read(len(text.encode("utf-8")) * 4 + 8)
+        with open(_open(file), "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return f"its {file.name} is not a plain file; render again"
+            written = fh.read(len(text.encode("utf-8")) + 2)
     except OSError as exc:
         return f"its {file.name} cannot be read ({exc.strerror}); render again"
     if written != (text + "\n").encode("utf-8"):

@@ -68,9 +68,13 @@ def parse_start(text: str, where: tzinfo) -> datetime:
     except ValueError as exc:
         raise ScheduleError(f"--start {text!r} is no date and time; write it as "
                             "2026-12-01T09:00 (ISO 8601)") from exc
-    if when.tzinfo is None:
-        return wall(when.date(), when.time(), where)
-    return when.astimezone(where)
+    try:
+        if when.tzinfo is None:
+            return wall(when.date(), when.time(), where)
+        return when.astimezone(where)
+    except OverflowError as exc:
+        raise ScheduleError(f"--start {text!r} is too close to the ends of the calendar; "
+                            "give a date in this century") from exc
 
 
 def parse_every(text: str) -> timedelta:
@@ -81,6 +85,9 @@ def parse_every(text: str) -> timedelta:
                             "or PT2H")
     days, hours, minutes = (int(g or 0) for g in match.groups())
     every = timedelta(days=days, hours=hours, minutes=minutes)
+    if not every:
+        raise ScheduleError(f"--every {text!r} is no time at all; give a spacing such as 1d, "
+                            "or leave --every out to post every master at --start")
     if every > MAX_EVERY:
         raise ScheduleError(f"--every {text!r} is over a year; give a shorter spacing")
     return every
@@ -110,6 +117,9 @@ def spread(posts: Sequence[Post], start: datetime | None, every: timedelta | Non
     for post in posts:
         try:
             slot = start + slots.setdefault(post.source, len(slots)) * (every or timedelta(0))
+            # Wall-time arithmetic may land in a daylight-saving gap: read it as the
+            # clocks show it.
+            slot = wall(slot.date(), slot.time(), where)
             out.append(replace(post, at=_at_time(slot, post.time, where)))
         except OverflowError as exc:
             raise ScheduleError("the schedule runs past the year 9999; give an earlier "

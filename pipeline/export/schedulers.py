@@ -58,7 +58,7 @@ def _yes(flag: bool) -> str:
     return "TRUE" if flag else "FALSE"
 
 
-@exporter("metricool", extension="csv", needs_urls=True, needs_times=True,
+@exporter("metricool", extension="csv", needs_urls=True, needs_times=True, drafts=True,
           description="Metricool's planner bulk-upload CSV (one row per post, public URLs)")
 def metricool(posts: Sequence[Post], options: Options) -> Output:
     out = Output()

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline.errors import PipelineError, WriteError, write_error
-from pipeline.notify import Notifier, failed_summary, summary
+from pipeline.notify import Notifier, Sending, failed_summary, summary
 from pipeline.outputs import remove_stale_temps
 from pipeline.trust import Operator
 from pipeline.watch.faults import MAX_ATTEMPTS, backoff, disk_fault, transient
@@ -71,7 +71,9 @@ class Watcher:
         self.presets_dirs = presets_dirs
         self.settle, self.jobs, self.retry_wait = settle, jobs, retry_wait
         self.operator, self.trust_inbox = operator, trust_inbox
-        self.notifier = notifier or Notifier()
+        # Summaries go out from a thread of their own: a slow webhook never holds
+        # up the next file. `finish` waits for them when the watcher ends.
+        self.sending = Sending(notifier) if notifier else None
         self.report: Any = None             # the last render's, for its summary
         make_folders(self.inbox, self.own_output)
         self.ledger = Ledger(self.inbox)
@@ -264,19 +266,26 @@ class Watcher:
     def _tell(self, key: str, failed_to: str | None = None, message: str | None = None) -> None:
         """The hand-off of a finished file (done, or failed for good) to --notify and
         --events; what becomes of it never changes the file's outcome."""
-        if not self.notifier:
+        if self.sending is None:
             return
-        if failed_to is None and self.report is not None:
-            out, report = self.report
-            body = summary("watch.finished", [key], out, report)
-        else:
-            body = failed_summary("watch.finished", [key], self.out,
-                                  [{"source": key, "preset": None, "error": message}],
-                                  failed_to)
         try:
-            self.notifier.send(body)
+            if failed_to is None and self.report is not None:
+                out, report = self.report
+                body = summary("watch.finished", [key], out, report)
+            else:
+                body = failed_summary("watch.finished", [key], self.out,
+                                      [{"source": key, "preset": None, "error": message}],
+                                      failed_to)
         except Exception as exc:  # noqa: BLE001 - a hand-off never stops the watcher
-            log(f"{key}: notify failed ({type(exc).__name__}: {exc})")
+            log(f"{key}: no summary sent ({type(exc).__name__}: {exc})")
+            return
+        self.sending.send(body)
+
+    def finish(self) -> None:
+        """Wait for the summaries still to be sent (each bounded by its attempts)."""
+        if self.sending is not None:
+            self.sending.close()
+            self.sending = None
 
     def _move(self, path: Path, key: str, folder: str, note: bytes | None = None) -> str:
         """Move a master (or a link itself) into Source/ or Failed/ under its own
@@ -344,6 +353,7 @@ class Watcher:
                 break
             time.sleep(min(1.0, max(0.1, self.settle / 4)))
         left = list(self.scan.candidates())
+        self.finish()
         return not (self.failed_here or left or self.ledger.blocked)
 
     def _waiting(self) -> bool:
@@ -388,6 +398,7 @@ class Watcher:
         finally:
             observer.stop()
             observer.join()
+            self.finish()
         log("stopped")
 
     def _nap(self) -> float:
