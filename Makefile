@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 render: $(STAMP)
 	$(BIN)/repurpose render "$(SHOOT)" --out "$(OUT)" $(if $(JOBS),--jobs $(JOBS))
 	@echo "review and approve them: $(BIN)/repurpose review $(OUT) --masters $(dir $(SHOOT)) --open"
+	@echo "then hand them to a scheduler: $(BIN)/repurpose export $(OUT) --to metricool --base-url URL --start DATETIME --out posts.csv"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
