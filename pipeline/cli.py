@@ -91,10 +91,8 @@ def _notifier(url: str | None, events: bool, operator: Any) -> Any:
             check_url(chosen)
         except ValueError as exc:
             raise click.UsageError(f"--notify: {exc}") from exc
-    if settings:
-        return Notifier(chosen, events, settings.timeout, settings.attempts,
-                        say=lambda line: click.echo(line, err=True))
-    return Notifier(chosen, events, say=lambda line: click.echo(line, err=True))
+    limits = {"timeout": settings.timeout, "attempts": settings.attempts} if settings else {}
+    return Notifier(chosen, events, say=lambda line: click.echo(line, err=True), **limits)
 
 
 def _announce(line: str) -> None:

@@ -4,9 +4,7 @@ bulk-import file, our own post plan, or the platforms' API request bodies
 
 from __future__ import annotations
 
-import re
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -47,7 +45,7 @@ def export(out_dir: Path, fmt: str, target: Path | None, base_url: str | None,
     try:
         first, spacing, where = asked(start, every, tz)
         result = make(out_dir.resolve(), fmt, base_url=base_url, start=first,
-                      every=spacing or timedelta(0), tz=where,
+                      every=spacing, tz=where,
                       include_drafts=include_drafts, presets_dirs=list(presets_dirs))
     except (PipelineError, ScheduleError) as exc:
         raise click.UsageError(printable(str(exc))) from exc
@@ -63,6 +61,7 @@ def export(out_dir: Path, fmt: str, target: Path | None, base_url: str | None,
 
 
 def _write(files: list[tuple[str, bytes]], target: Path | None, extension: str) -> list[str]:
+    from pipeline.export import file_name
     from pipeline.outputs import atomic_write
 
     if not files:
@@ -76,9 +75,8 @@ def _write(files: list[tuple[str, bytes]], target: Path | None, extension: str) 
         return ["stdout"]
     names = []
     for tag, data in files:
-        tag = re.sub(r"[^\w.-]+", "_", tag).strip(".")       # a plug-in's tag is no path
-        path = target if not tag else target.with_name(
-            f"{target.stem or 'export'}-{tag}{target.suffix or '.' + extension}")
+        path = target if not tag else target.with_name(file_name(
+            target.stem or "export", tag, target.suffix.lstrip(".") or extension))
         try:
             atomic_write(path, data)
         except OSError as exc:

@@ -128,10 +128,16 @@ def atomic_write(path: Path, data: bytes, verify: Callable[[Path], None] | None 
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1024 * 1024), b""):
-            digest.update(block)
+        return sha256_fd(fh.fileno())
+
+
+def sha256_fd(fd: int) -> str:
+    """The content digest of an open file, from its start (whatever its offset)."""
+    digest, at = hashlib.sha256(), 0
+    while block := os.pread(fd, 1024 * 1024, at):
+        digest.update(block)
+        at += len(block)
     return digest.hexdigest()
 
 

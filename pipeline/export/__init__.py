@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -52,6 +53,9 @@ class Output:
     files: list[tuple[str, bytes]] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def skip(self, post: Post, reason: str) -> None:
+        self.skipped.append(Skip(post.id, post.preset, reason))
 
 
 Write = Callable[[Sequence[Post], Options], Output]
@@ -158,6 +162,13 @@ def export(out_dir: Path, name: str, *, base_url: str | None = None,
                   skipped + made.skipped, made.notes)
 
 
+def file_name(stem: str, tag: str, extension: str) -> str:
+    """`stem.ext`, or `stem-tag.ext` for one of several files; a tag (a plug-in's
+    too) never carries a path."""
+    tag = re.sub(r"[^\w.-]+", "_", tag).strip(".")
+    return f"{stem}-{tag}.{extension}" if tag else f"{stem}.{extension}"
+
+
 def check_base_url(text: str) -> str:
     """The base URL with one trailing slash: http(s), a host in ASCII (IDNA), no
     user or password (they would go into every row), no query or fragment, no
@@ -219,4 +230,5 @@ def json_bytes(body: Any) -> bytes:
 
 
 __all__ = ["EXPORTERS", "ExportError", "Exporter", "Options", "Output", "Post", "Result",
-           "Skip", "csv_bytes", "export", "json_bytes", "exporter", "find", "names", "url_of"]
+           "Skip", "csv_bytes", "export", "exporter", "file_name", "find", "json_bytes", "names",
+           "url_of"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.export import Options, Output, exporter, json_bytes
-from pipeline.export.posts import Post, Skip
+from pipeline.export.posts import Post
 
 SCHEMA_VERSION = 1
 Request = dict[str, Any]
@@ -264,7 +264,7 @@ def as_api(posts: Sequence[Post], options: Options) -> Output:
         made = build(post) if build else (f"no publishing API payload for {post.platform} "
                                           f"yet; built for {', '.join(sorted(BUILDERS))}")
         if isinstance(made, str):
-            out.skipped.append(Skip(post.id, post.preset, made))
+            out.skip(post, made)
             continue
         listed.append({"id": post.id, "platform": post.platform, "preset": post.preset,
                        "status": post.status,

@@ -16,7 +16,6 @@ preset takes several items (a carousel) are one post, in their order.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -29,7 +28,7 @@ from typing import Any, Literal
 from pipeline.captions.draft import OVER_LIMIT
 from pipeline.captions.hashtags import count as hashtag_count
 from pipeline.captions.length import length
-from pipeline.outputs import is_output_path
+from pipeline.outputs import is_output_path, sha256_fd
 from pipeline.review.decisions import read_manifest, review_state
 
 Status = Literal["approved", "edited", "draft"]
@@ -185,6 +184,9 @@ def _sane(raw: dict[str, Any]) -> dict[str, Any] | str:
         entry["duration"] = None
     if not isinstance(entry.get("group"), str):
         entry["group"] = None
+    for key in ("review", "plan"):
+        if not isinstance(entry.get(key), dict):
+            entry[key] = {}
     caption = entry.get("caption")
     if caption is not None:
         if not isinstance(caption, dict):
@@ -264,9 +266,7 @@ def _ready(out_dir: Path, entry: dict[str, Any], facts: _Facts,
     if entry.get("status") not in POSTED:
         return f"its render failed ({entry.get('error') or entry.get('status')})"
     state = review_state(entry)
-    review: dict[str, Any] = entry["review"] if isinstance(entry.get("review"), dict) else {}
-    caption: dict[str, Any] | None = (entry["caption"] if isinstance(entry.get("caption"), dict)
-                                      else None)
+    review, caption = entry["review"], entry.get("caption")
     if state == "rejected":
         return f"rejected by {review.get('by')}: {review.get('reason')}"
     if caption is not None and caption.get("status") == "rejected":
@@ -276,18 +276,19 @@ def _ready(out_dir: Path, entry: dict[str, Any], facts: _Facts,
         why = ("it changed since it was approved; review it again" if state == "changed"
                else "not approved yet")
         return f"{why} (approve it in the studio, or export with --include-drafts)"
-    failed = [c for c in entry.get("checks") or [] if isinstance(c, dict) and not c.get("ok")]
+    failed = [c for c in entry["checks"] if not c.get("ok")]
     if failed:
         return "; ".join(f"check {c.get('name')} failed: expected {c.get('expected')}, "
                          f"got {c.get('actual')}" for c in failed)
-    if facts.of(entry) is None:
+    info = facts.of(entry)
+    if info is None:
         return (f"preset {entry.get('preset')} is unknown here; pass the --presets-dir the "
                 "render used, or render again")
     problem = _file_problem(out_dir, entry)
     if problem:
         return problem
     if caption is not None:
-        problem = _caption_problem(out_dir, entry, caption, facts.of(entry) or {})
+        problem = _caption_problem(out_dir, entry, caption, info)
         if problem:
             return problem
     media = Media(entry["path"], str(entry.get("media") or "photo"), entry.get("width"),
@@ -320,10 +321,7 @@ def _file_problem(out_dir: Path, entry: Mapping[str, Any]) -> str | None:
             return "its file changed since it was rendered; render again"
         if target.parent.is_symlink():
             return "its folder is a link; render again into a plain folder"
-        digest = hashlib.sha256()
-        while block := os.read(fd, 1024 * 1024):
-            digest.update(block)
-        if digest.hexdigest() != entry.get("sha256"):
+        if sha256_fd(fd) != entry.get("sha256"):
             return "its file changed since it was rendered; render again"
     finally:
         os.close(fd)
@@ -405,12 +403,10 @@ def _carousels(body: Mapping[str, Any],
 def _post(entry: Mapping[str, Any], media: list[Media], status: Status, facts: _Facts,
           covers: Mapping[str, Media], kind: str) -> Post:
     info = facts.of(entry) or {}
-    caption: dict[str, Any] = entry["caption"] if isinstance(entry.get("caption"), dict) else {}
-    review: dict[str, Any] = entry["review"] if isinstance(entry.get("review"), dict) else {}
+    caption, review, plan = entry.get("caption") or {}, entry["review"], entry["plan"]
     source = str(entry.get("group") or entry.get("source") or "")
     cover = covers.get(f"{entry.get('source')}\0{info.get('platform')}")
     thumbnail = cover if any(m.media == "video" for m in media) else None
-    plan: dict[str, Any] = entry["plan"] if isinstance(entry.get("plan"), dict) else {}
     who = review.get("by") or caption.get("approved_by") or caption.get("edited_by")
     when = review.get("at") or caption.get("approved_at") or caption.get("edited_at")
     return Post(
@@ -425,6 +421,5 @@ def _post(entry: Mapping[str, Any], media: list[Media], status: Status, facts: _
         ai_label_field=caption.get("ai_label_field") or None, thumbnail=thumbnail,
         time=info.get("time") if isinstance(info.get("time"), str) else None,
         decided_by=str(who) if who else None, decided_at=str(when) if when else None,
-        checks=tuple(str(c.get("name")) for c in entry.get("checks") or []
-                     if isinstance(c, dict)),
-        warnings=tuple(str(w) for w in entry.get("warnings") or []))
+        checks=tuple(str(c.get("name")) for c in entry["checks"]),
+        warnings=tuple(entry["warnings"]))

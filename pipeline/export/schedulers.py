@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pipeline.export import Options, Output, csv_bytes, exporter
-from pipeline.export.posts import Post, Skip
+from pipeline.export.posts import Post
 
 # Metricool's planner bulk upload ("Planning > Import CSV > Download template").
 # Source: Metricool, "How to schedule posts in batch with a CSV file in Metricool",
@@ -66,16 +66,15 @@ def metricool(posts: Sequence[Post], options: Options) -> Output:
     for post in posts:
         network = METRICOOL_NETWORK_OF.get(post.platform)
         if network is None:
-            out.skipped.append(Skip(post.id, post.preset,
-                                    f"Metricool does not post to {post.platform}"))
+            out.skip(post, f"Metricool does not post to {post.platform}")
             continue
         if len(post.media) > METRICOOL_PICTURES:
-            out.skipped.append(Skip(post.id, post.preset, f"{len(post.media)} pages; Metricool "
-                                    f"takes {METRICOOL_PICTURES} pictures a post"))
+            out.skip(post, f"{len(post.media)} pages; Metricool "
+                     f"takes {METRICOOL_PICTURES} pictures a post")
             continue
         if post.platform == "youtube" and not post.title:
-            out.skipped.append(Skip(post.id, post.preset, "YouTube needs a title and its "
-                                    "caption has none; set brief.title and render again"))
+            out.skip(post, "YouTube needs a title and its "
+                     "caption has none; set brief.title and render again")
             continue
         assert post.at is not None       # needs_times
         local = post.at.astimezone(options.tz)
@@ -145,18 +144,18 @@ def hootsuite(posts: Sequence[Post], options: Options) -> Output:
         assert post.at is not None
         when = _on_step(post.at.astimezone(options.tz), HOOTSUITE_STEP)
         if when < options.now + HOOTSUITE_LEAD:
-            out.skipped.append(Skip(post.id, post.preset, "Hootsuite takes posts at least 10 "
-                                    "minutes ahead; give a later --start"))
+            out.skip(post, "Hootsuite takes posts at least 10 "
+                     "minutes ahead; give a later --start")
             continue
         stamp = when.strftime("%d/%m/%Y %H:%M")
         if (post.platform, stamp) in slots:
-            out.skipped.append(Skip(post.id, post.preset, f"another {post.platform} post is at "
-                                    f"{stamp}; Hootsuite takes one post a time slot: give "
-                                    "--every, or approve one of them"))
+            out.skip(post, f"another {post.platform} post is at "
+                     f"{stamp}; Hootsuite takes one post a time slot: give "
+                     "--every, or approve one of them")
             continue
         if (post.platform, post.caption or "") in said:
-            out.skipped.append(Skip(post.id, post.preset, f"the same text as another "
-                                    f"{post.platform} post; Hootsuite refuses duplicates"))
+            out.skip(post, f"the same text as another "
+                     f"{post.platform} post; Hootsuite refuses duplicates")
             continue
         slots.add((post.platform, stamp))
         said.add((post.platform, post.caption or ""))
@@ -205,8 +204,8 @@ def vistasocial(posts: Sequence[Post], options: Options) -> Output:
     for post in posts:
         if len(post.media) > 1 or post.type == "story":
             what = "carousel" if len(post.media) > 1 else "story"
-            out.skipped.append(Skip(post.id, post.preset, f"Vista Social's CSV format does not "
-                                    f"document a {what}; post it from Vista Social itself"))
+            out.skip(post, f"Vista Social's CSV format does not "
+                     f"document a {what}; post it from Vista Social itself")
             continue
         assert post.at is not None
         media = post.media[0]

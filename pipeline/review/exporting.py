@@ -4,12 +4,11 @@ downloads. Nothing is written into OUT."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.export import EXPORTERS, ExportError, Result, export, names
+from pipeline.export import EXPORTERS, Result, export, file_name, names
 from pipeline.export.schedule import asked as schedule
 
 # The form's text fields and the longest each may be.
@@ -40,10 +39,8 @@ def asked(data: dict[str, Any]) -> dict[str, Any] | str:
 
 
 def run(out_dir: Path, presets_dirs: Sequence[Path], fields: dict[str, Any]) -> Result:
-    """The export as the CLI makes it, with the form's fields for its options."""
-    known = names()
-    if fields["format"] not in known:
-        raise ExportError(f"no export format {fields['format']!r}; one of {', '.join(known)}")
+    """The export as the CLI makes it, with the form's fields for its options (an
+    unknown format is refused by pipeline.export.find)."""
     start, every, where = schedule(fields["start"], fields["every"], fields["tz"])
     return export(out_dir, fields["format"], base_url=fields["base_url"] or None,
                   start=start, every=every, tz=where, include_drafts=fields["include_drafts"],
@@ -53,10 +50,9 @@ def run(out_dir: Path, presets_dirs: Sequence[Path], fields: dict[str, Any]) -> 
 def reply(result: Result) -> dict[str, Any]:
     """The page's view of an export: each file as `<format>[-tag].<ext>` and its
     text, the counts, and what was left out with its reason."""
-    def named(tag: str) -> str:
-        name = f"{result.exporter.name}{f'-{tag}' if tag else ''}.{result.exporter.extension}"
-        return re.sub(r"[^\w.-]+", "_", name)      # a plug-in's tag is no path
-    return {"files": [{"name": named(tag), "text": data.decode("utf-8", "replace")}
+    chosen = result.exporter
+    return {"files": [{"name": file_name(chosen.name, tag, chosen.extension),
+                       "text": data.decode("utf-8", "replace")}
                       for tag, data in result.files],
             "posts": len(result.posts),
             "drafts": sum(post.status == "draft" for post in result.posts),

@@ -4,13 +4,14 @@ has its index. The size-and-date settle time is the scan's part."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from pipeline.outputs import sha256_fd
 
 MOVIE_SUFFIXES = {".mp4", ".mov", ".m4v", ".3gp"}
 INDEX_GRACE_S = 120.0     # an MP4 without its index this long after settling is taken
@@ -95,11 +96,7 @@ def held(folder: int, name: str, seen: os.stat_result) -> Iterator[int]:
 
 def fingerprint(fd: int) -> str:
     """The content digest of an open file, from its start (whatever its offset)."""
-    digest, at = hashlib.sha256(), 0
-    while block := os.pread(fd, BLOCK, at):
-        digest.update(block)
-        at += len(block)
-    return digest.hexdigest()
+    return sha256_fd(fd)
 
 
 def identity(what: Path | os.stat_result) -> tuple[int, int, int, int] | None:
