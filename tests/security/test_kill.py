@@ -53,7 +53,8 @@ def test_sigkill_of_render_leaves_no_ffmpeg_and_the_next_run_cleans_up(tmp_path,
     # two are seen a moment apart.
     while not encoding() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert encoding(), "the render never started encoding"
+    assert encoding(), ("the render never started encoding: "
+                        f"{list(out.rglob('.*.part'))} {session(proc.pid)} {proc.poll()}")
     os.kill(proc.pid, signal.SIGKILL)           # the render alone, not its group
     proc.wait(timeout=10)
     deadline = time.monotonic() + 15
