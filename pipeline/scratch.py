@@ -17,9 +17,11 @@ import fcntl
 import os
 import re
 import shutil
+import signal
 import stat
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,28 +33,51 @@ _NAME = re.compile(rf"{PREFIX}(?P<kind>[a-z]+)-(?P<pid>[0-9]{{1,10}})-[A-Za-z0-9
 @contextmanager
 def scratch(kind: str) -> Iterator[Path]:
     """A new private folder for one piece of work, removed on every way out."""
-    folder, lock = claim(kind)
+    held: list[tuple[Path, int]] = []
     try:
+        folder, _ = claim(kind, lambda made, lock: held.append((made, lock)))
         yield folder
     finally:
-        release(folder, lock)
+        for made, lock in held:
+            release(made, lock)
 
 
-def claim(kind: str) -> tuple[Path, int]:
+def claim(kind: str, keep: Callable[[Path, int], None] | None = None) -> tuple[Path, int]:
     """A new folder and the descriptor that holds its lock, for a folder that lives
-    longer than one `with` block: the caller ends it with release(folder, lock)."""
+    longer than one `with` block: the caller ends it with release(folder, lock).
+    `keep` gets both before a Ctrl-C or SIGTERM can interrupt (they are held while
+    the folder is made and handed over), so whoever removes it on the way out
+    always has it: a signal arriving just after mkdir leaves nothing behind."""
     if kind not in KINDS:
         raise ValueError(f"unknown scratch kind {kind!r}; known: {', '.join(sorted(KINDS))}")
-    folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-{os.getpid()}-"))
-    try:
-        lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        # Shared: several holders never exclude each other; remove_stale asks for an
-        # exclusive lock, which any holder denies.
-        fcntl.flock(lock, fcntl.LOCK_SH)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+    with _signals_held():
+        folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-{os.getpid()}-"))
+        try:
+            lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            # Shared: several holders never exclude each other; remove_stale asks for
+            # an exclusive lock, which any holder denies.
+            fcntl.flock(lock, fcntl.LOCK_SH)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        if keep is not None:
+            keep(folder, lock)
     return folder, lock
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait (in the main thread, where their handlers run) until
+    the block ends; then the handler runs, and its exception finds the folder kept."""
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def release(folder: Path, lock: int) -> None:

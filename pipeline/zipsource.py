@@ -256,7 +256,9 @@ def _unsafe_member(member: zipfile.ZipInfo) -> str | None:
 def _private_folder(found: Found) -> Path:
     """A new folder for one ZIP's pages, named with our pid and locked while we live
     (pipeline.scratch): a later run removes it if a kill -9 leaves it behind."""
-    folder, lock = claim("zip")
-    found._tempdirs.append(folder)
-    found._locks.append(lock)
+    def keep(made: Path, lock: int) -> None:
+        found._tempdirs.append(made)
+        found._locks.append(lock)
+
+    folder, _ = claim("zip", keep)
     return folder
