@@ -147,7 +147,7 @@ def test_a_detector_error_reaches_the_caller(monkeypatch):
     def broken(grey: np.ndarray) -> list[Subject]:
         raise RuntimeError("detector broke")
 
-    monkeypatch.setattr("pipeline.analysis.meters.find_subjects", broken)
+    monkeypatch.setattr("pipeline.analysis.track.find_subjects", broken)
     with pytest.raises(RuntimeError, match="detector broke"), Looks((2, 2), 10) as looks:
         looks.feed(bytes(4 * 20))
         looks.close()

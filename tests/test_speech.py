@@ -164,3 +164,50 @@ def test_the_sample_shoot_renders_whole_with_subtitles_from_speech(tmp_path):
     transcript = json.loads((tmp_path / "clip.transcript.json").read_text())
     assert transcript["cues"][0]["words"]
     assert (tmp_path / "x-video" / "clip.srt").read_text().count("-->") >= 1
+
+
+def test_the_analysis_decode_also_gives_speech_its_audio(tmp_path, monkeypatch):
+    """One decode for both: the analysis pass writes the 16 kHz mono WAV that
+    speech-to-text hears, sample for sample what a separate extraction gives,
+    and a render whose crop needs the analysis does not extract it again."""
+    from videomedia import make_story, video_presets_dir
+
+    from pipeline.analysis import analyze_video
+    from pipeline.model import Asset
+    from pipeline.probe import probe_video
+    from pipeline.runner import run
+
+    monkeypatch.setenv("REPURPOSE_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "in").mkdir()
+    master = make_story(tmp_path / "in" / "talk.mp4", [("testsrc2", "sine=f=300", 1.5),
+                                                       ("color=c=navy", "sine=f=500", 1.5)])
+    info = probe_video(Asset(master, master.name, master.stem, master.parent, master.name))
+    wav = tmp_path / "heard.wav"
+    analyze_video(master, info, "speech-tee", master.name, wav)
+    alone = tmp_path / "alone.wav"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(master), "-map", "0:a:0", "-ac", "1",
+                    "-ar", "16000", "-c:a", "pcm_s16le", str(alone)], check=True)
+    with wave.open(str(wav)) as mine, wave.open(str(alone)) as theirs:
+        assert (mine.getframerate(), mine.getnchannels(), mine.getsampwidth()) == (16000, 1, 2)
+        assert mine.getnframes() == theirs.getnframes() > 16000 * 2.9
+        assert mine.readframes(10**6) == theirs.readframes(10**6)
+
+    tool = tmp_path / "asr.py"
+    tool.write_text("import json, sys, wave\nw = wave.open(sys.argv[1])\n"
+                    "seconds = w.getnframes() / w.getframerate()\n"
+                    "print(json.dumps({'segments': [{'start': 0.2, 'end': seconds - 0.2,"
+                    " 'text': 'heard %.1f s' % seconds}]}))\n")
+    (tmp_path / "in" / "shoot.yaml").write_text(
+        f"speech: {{provider: command, command: [{json.dumps(sys.executable)}, "
+        f"{json.dumps(str(tool))}]}}\n")
+
+    def no_second_decode(*args, **kwargs):
+        raise AssertionError("the audio was decoded a second time for speech")
+
+    monkeypatch.setattr("pipeline.speech.providers.run_ffmpeg", no_second_decode)
+    report = run([tmp_path / "in"], tmp_path / "out", [video_presets_dir(tmp_path)],
+                 ["tv-tall"], jobs=1)
+    (result,) = report.results
+    assert result.status == "rendered", report.errors
+    assert result.plan["subtitles"]["source"] == "speech"
+    assert [c[2] for c in result.plan["subtitles"]["cues"]] == ["heard 3.0 s"]

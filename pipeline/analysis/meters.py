@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 import re
+import wave
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
-from pipeline.analysis.subjects import Subject, find_subjects
+from pipeline.analysis.subjects import Subject
+from pipeline.analysis.track import Tracker
 
 _SCENE = re.compile(rb"lavfi\.scd\.time=([\d.]+)")
 AHEAD = 8                  # frames handed to the detector thread and not yet searched
@@ -74,7 +77,8 @@ class Motion:
 
 
 class Looks:
-    """Subjects in each greyscale frame. The detectors run in a thread of their own
+    """Subjects in each greyscale frame, in order, by one Tracker (full searches
+    now and then, faces followed in between). It runs in a thread of its own
     (OpenCV lets go of the GIL), at most AHEAD frames behind the pipe, so ffmpeg
     goes on decoding while a frame is searched; use it as a context manager."""
 
@@ -83,6 +87,7 @@ class Looks:
         self.limit = limit
         self.samples: list[tuple[Subject, ...]] = []
         self._records = Records(self.width * self.height)
+        self.tracker = Tracker()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="repurpose-detect")
         self._pending: deque[Future[list[Subject]]] = deque()
 
@@ -94,7 +99,7 @@ class Looks:
                 return
             picture = np.frombuffer(block, dtype=np.uint8, count=frame, offset=at)
             self._pending.append(self._pool.submit(
-                find_subjects, picture.reshape(self.height, self.width)))
+                self.tracker, picture.reshape(self.height, self.width)))
             while len(self._pending) > AHEAD:
                 self._collect()
 
@@ -189,3 +194,24 @@ class SceneLog:
         bucket = at // self.quantum
         if at > 0 and (bucket in self._first or len(self._first) < self.limit):
             self._first[bucket] = min(at, self._first.get(bucket, at))
+
+
+class Recording:
+    """Passes 16-bit mono samples on to `inner` and keeps them as a WAV file at
+    `rate`, for speech-to-text: the analysis pass's decode serves both."""
+
+    def __init__(self, inner: Loudness, target: Path, rate: int) -> None:
+        self.inner = inner
+        self._records = Records(2)
+        self._file = wave.open(str(target), "wb")  # noqa: SIM115 - closed by close()
+        self._file.setnchannels(1)
+        self._file.setsampwidth(2)
+        self._file.setframerate(rate)
+
+    def feed(self, data: bytes) -> None:
+        self._file.writeframesraw(self._records.split(data))
+        self.inner.feed(data)
+
+    def close(self) -> None:
+        self._file.close()          # writes the header's lengths
+        self.inner.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -87,7 +87,11 @@ def detector(name: str) -> Detector:
 def find_subjects(grey: np.ndarray) -> list[Subject]:
     """Faces when there are any, else the most salient region; at most MAX_SUBJECTS
     (the largest), in the order the detector gave them."""
-    found = detector("faces")(grey) or detector("saliency")(grey)
+    return largest(detector("faces")(grey) or detector("saliency")(grey))
+
+
+def largest(found: list[Subject]) -> list[Subject]:
+    """At most MAX_SUBJECTS of them, the largest, in their order."""
     if len(found) <= MAX_SUBJECTS:
         return found
     order = sorted(range(len(found)), key=lambda i: -found[i].width * found[i].height)
@@ -95,8 +99,10 @@ def find_subjects(grey: np.ndarray) -> list[Subject]:
     return [s for i, s in enumerate(found) if i in keep]
 
 
-@register("faces")
-def _faces() -> Detector:
+@cache
+def cascades() -> tuple[Any, Any, Any]:
+    """OpenCV's frontal (alt2) and profile cascades and the local contrast
+    equaliser the face detector and the tracker (pipeline.analysis.track) share."""
     import cv2
 
     folder = cv2.data.haarcascades  # type: ignore[attr-defined]
@@ -105,29 +111,64 @@ def _faces() -> Detector:
     if frontal.empty() or profile.empty():
         raise RuntimeError(f"OpenCV's face cascades are missing from {folder}; install "
                            "opencv-contrib-python-headless>=4.10,<5")
-
     # Local contrast only: a global histogram stretch lets the background decide
     # how a small face looks, and loses faces on bright or dark backdrops.
-    contrast = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+    return frontal, profile, cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
 
+
+Box5 = tuple[float, float, float, float, float]     # left, top, right, bottom (px), score
+FRONTAL = (1.1, 4)          # detectMultiScale's scale step and neighbours, frontal cascade
+PROFILE = (1.2, 5)          # the same for the profile cascade
+PROFILE_SCORE = 0.8
+
+
+def frontal_faces(equalised: np.ndarray, smallest: int, largest: int = 0) -> list[Box5]:
+    frontal, _, _ = cascades()
+    return [(x, y, x + w, y + h, 1.0) for x, y, w, h in frontal.detectMultiScale(
+        equalised, *FRONTAL, minSize=(smallest,) * 2, maxSize=(largest,) * 2)]
+
+
+def profile_faces(equalised: np.ndarray, smallest: int, largest: int = 0) -> list[Box5]:
+    """Turned heads: the profile cascade sees faces turned one way, so the mirror
+    image is searched too."""
+    _, profile, _ = cascades()
+    width = equalised.shape[1]
+    found: list[Box5] = []
+    for mirrored in (False, True):
+        picture = np.ascontiguousarray(equalised[:, ::-1]) if mirrored else equalised
+        for x, y, w, h in profile.detectMultiScale(picture, *PROFILE,
+                                                   minSize=(smallest,) * 2,
+                                                   maxSize=(largest,) * 2):
+            left = width - x - w if mirrored else x
+            found.append((left, y, left + w, y + h, PROFILE_SCORE))
+    return found
+
+
+def smallest_face(grey: np.ndarray) -> int:
+    """The smallest face looked for in this picture, px."""
+    return max(12, round(MIN_FACE * int(min(grey.shape))))
+
+
+def equalise(grey: np.ndarray) -> np.ndarray:
+    equalised: np.ndarray = cascades()[2].apply(grey)
+    return equalised
+
+
+def as_subjects(boxes: list[Box5], width: int, height: int) -> list[Subject]:
+    return [Subject.of(a / width, b / height, c / width, d / height, "face", s)
+            for a, b, c, d, s in merge(boxes)]
+
+
+@register("faces")
+def _faces() -> Detector:
     def detect(grey: np.ndarray) -> list[Subject]:
         height, width = grey.shape
-        smallest = max(12, round(MIN_FACE * min(width, height)))
-        equalised = contrast.apply(grey)
-        found: list[tuple[float, float, float, float, float]] = []
-        for x, y, w, h in frontal.detectMultiScale(equalised, 1.1, 4, minSize=(smallest,) * 2):
-            found.append((x, y, x + w, y + h, 1.0))
-        if not found:
-            # Turned heads: the profile cascade sees faces turned one way, so look at the
-            # mirror image too. Only when no frontal face was found: it is the slow part.
-            for mirrored in (False, True):
-                picture = np.ascontiguousarray(equalised[:, ::-1]) if mirrored else equalised
-                for x, y, w, h in profile.detectMultiScale(picture, 1.2, 5,
-                                                           minSize=(smallest,) * 2):
-                    left = width - x - w if mirrored else x
-                    found.append((left, y, left + w, y + h, 0.8))
-        return [Subject.of(a / width, b / height, c / width, d / height, "face", s)
-                for a, b, c, d, s in _merge(found)]
+        smallest = smallest_face(grey)
+        equalised = equalise(grey)
+        found = frontal_faces(equalised, smallest)
+        if not found:       # only then: the profile cascade is the slow part
+            found = profile_faces(equalised, smallest)
+        return as_subjects(found, width, height)
 
     return detect
 
@@ -159,11 +200,10 @@ def _saliency() -> Detector:
     return detect
 
 
-def _merge(boxes: list[tuple[float, float, float, float, float]]
-           ) -> list[tuple[float, float, float, float, float]]:
+def merge(boxes: list[Box5]) -> list[Box5]:
     """One box per face: overlapping detections (frontal and profile) become the
     higher-scored, larger one."""
-    kept: list[tuple[float, float, float, float, float]] = []
+    kept: list[Box5] = []
     for box in sorted(boxes, key=lambda b: (-b[4], -(b[2] - b[0]) * (b[3] - b[1]))):
         if all(_overlap(box, other) <= MERGE_OVERLAP for other in kept):
             kept.append(box)

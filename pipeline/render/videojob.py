@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from pipeline.render.passes import encode_all
 from pipeline.render.photo import Master
 from pipeline.render.results import all_failed, failed, plan_each, result, with_facts
 from pipeline.schema import Preset, SpeechOptions
-from pipeline.speech import transcribe
+from pipeline.scratch import scratch
+from pipeline.speech import heard, transcribe
 from pipeline.subtitles.cues import Cue
 from pipeline.subtitles.files import write_sidecar
 from pipeline.subtitles.plan import cues_of, outputs, subtitle_plan
@@ -77,17 +79,14 @@ def _covers(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
 
 def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
               out: JobResult) -> list[tuple[Preset, VideoPlan]]:
-    analysis: Analysis | None = None
-    failure: tuple[str, ...] = ()
-    if (any(needs_analysis(info, preset, job.choices) for preset in presets)
-            or needs_subjects(info.width, info.height, presets, job.choices.focus)):
-        try:
-            analysis = analyze_video(job.asset.path, info, digest, job.asset.label)
-        except RenderError as exc:    # cuts then fall where planned, without the analysis
-            failure = (f"analysis failed, so the crop does not follow the subject and cuts "
-                       f"were not moved to shot changes or quiet moments: {exc.message}",)
-
-    cues, origin, trouble = _cues(job, info, presets, digest)
+    cues, origin, trouble, listen = _given_cues(job, info, presets, digest)
+    with ExitStack() as stack:
+        # The analysis decode also writes the audio that speech-to-text will hear.
+        sound = (stack.enter_context(scratch("speech")) / "speech.wav"
+                 if listen and _unheard(job, digest) else None)
+        analysis, failure = _analysis(job, info, presets, digest, sound)
+        if listen:
+            cues, origin, trouble = _speech(job, digest, sound)
 
     def plan(preset: Preset) -> list[VideoPlan]:
         plans = plan_video(info, preset, job.choices, source=job.asset.label, stem=job.stem,
@@ -102,27 +101,65 @@ def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
     return plan_each(job, presets, plan, out)
 
 
-def _cues(job: Job, info: VideoInfo, presets: list[Preset], digest: str
-          ) -> tuple[list[Cue], str, tuple[str, ...]]:
-    """The master's subtitles: a sidecar beside it, else an embedded text stream,
-    else its speech (when a preset shows subtitles and the master has sound)."""
+def _analysis(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
+              sound: Path | None) -> tuple[Analysis | None, tuple[str, ...]]:
+    """The master's analysis when a cut or a crop needs it (with `sound`, the same
+    decode writes the audio speech-to-text takes), and a note when it failed."""
+    if not (any(needs_analysis(info, preset, job.choices) for preset in presets)
+            or needs_subjects(info.width, info.height, presets, job.choices.focus)):
+        return None, ()
+    try:
+        return analyze_video(job.asset.path, info, digest, job.asset.label, sound), ()
+    except RenderError as exc:    # cuts then fall where planned, without the analysis
+        return None, (f"analysis failed, so the crop does not follow the subject and cuts "
+                      f"were not moved to shot changes or quiet moments: {exc.message}",)
+
+
+Cues = tuple[list[Cue], str, tuple[str, ...]]      # cues, where from, notes
+
+
+def _given_cues(job: Job, info: VideoInfo, presets: list[Preset], digest: str
+                ) -> tuple[list[Cue], str, tuple[str, ...], bool]:
+    """The master's subtitles when it brings them: a sidecar beside it, else an
+    embedded text stream; else whether its speech must be transcribed (a preset
+    shows subtitles and the master has sound)."""
     sidecar = find_sidecar(job.asset.path)
     try:
         if sidecar is not None:
-            return load_cues(sidecar, job.asset.label), sidecar.name, ()
+            return load_cues(sidecar, job.asset.label), sidecar.name, (), False
         cues = embedded_cues(job.asset.path, info, job.asset.label)
         if cues:
-            return cues, "embedded stream", ()
+            return cues, "embedded stream", (), False
         if not info.audio or not any(any(outputs(p)) for p in presets):
-            return [], "", ()
-        speech = job.choices.speech or SpeechOptions()
-        cues = transcribe(job.asset.path, speech, digest, job.asset.label)
-        if not job.dry_run:
-            _write_transcript(job, cues)
-        return cues, "speech", ()
+            return [], "", (), False
+        return [], "", (), True
     except (InputError, RenderError) as exc:
-        hint = f" ({exc.hint})" if exc.hint else ""
-        return [], "", (f"rendered without subtitles: {exc.message}{hint}",)
+        return [], "", (_without_subtitles(exc),), False
+
+
+def _unheard(job: Job, digest: str) -> bool:
+    """Whether speech-to-text will have to hear this master (no cached transcript)."""
+    try:
+        return heard(job.choices.speech or SpeechOptions(), digest) is None
+    except RenderError:          # no provider: _speech says so
+        return False
+
+
+def _speech(job: Job, digest: str, sound: Path | None) -> Cues:
+    """The master's speech as cues (`sound`: its audio, when already decoded)."""
+    speech = job.choices.speech or SpeechOptions()
+    try:
+        cues = transcribe(job.asset.path, speech, digest, job.asset.label, sound)
+    except (InputError, RenderError) as exc:
+        return [], "", (_without_subtitles(exc),)
+    if not job.dry_run:
+        _write_transcript(job, cues)
+    return cues, "speech", ()
+
+
+def _without_subtitles(exc: InputError | RenderError) -> str:
+    hint = f" ({exc.hint})" if exc.hint else ""
+    return f"rendered without subtitles: {exc.message}{hint}"
 
 
 def _write_transcript(job: Job, cues: list[Cue]) -> None:

@@ -12,7 +12,8 @@ from pipeline.speech.providers import (
     PROVIDERS,
     SpeechUnavailable,
     default_provider,
+    heard,
     transcribe,
 )
 
-__all__ = ["PROVIDERS", "SpeechUnavailable", "default_provider", "transcribe"]
+__all__ = ["PROVIDERS", "SpeechUnavailable", "default_provider", "heard", "transcribe"]

@@ -44,28 +44,20 @@ def default_provider() -> str:
     return "whisper"
 
 
-def transcribe(master: Path, options: SpeechOptions, digest: str, label: str) -> list[Cue]:
-    """The master's speech as cues, from the cache when it was heard before."""
-    name = options.provider if options.provider != "auto" else default_provider()
-    if name == "none":
-        raise SpeechUnavailable(
-            "no speech-to-text provider is installed", path=label,
-            hint="install the extra (pip install 'repurpose[speech]'), set speech.provider: "
-                 "command in shoot.yaml, or put a .srt beside the master")
-    settings = options.model_dump(mode="json")
-    key = hashlib.sha256(json.dumps([name, settings], sort_keys=True).encode()).hexdigest()[:16]
-    entry = f"{digest}.speech-v{VERSION}-{key}.json"
-    cached = cache.load(entry)
-    if cached is not None:
-        try:
-            return [Cue(a, b, text, tuple(Word(*w) for w in words))
-                    for a, b, text, words in cached["cues"]]
-        except (KeyError, TypeError, ValueError):
-            pass
+def transcribe(master: Path, options: SpeechOptions, digest: str, label: str,
+               audio: Path | None = None) -> list[Cue]:
+    """The master's speech as cues, from the cache when it was heard before.
+    `audio`: its first audio stream as 16 kHz mono WAV when already decoded (the
+    analysis pass writes it), else it is decoded here."""
+    name = _provider(options, label)
+    cues = heard(options, digest)
+    if cues is not None:
+        return cues
     with scratch("speech") as folder:
-        audio = folder / "speech.wav"
-        run_ffmpeg([ffmpeg_exe(), *GLOBAL_ARGS, *content_input(master), "-map", "0:a:0",
-                    "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(audio)], label)
+        if audio is None or not audio.is_file():
+            audio = folder / "speech.wav"
+            run_ffmpeg([ffmpeg_exe(), *GLOBAL_ARGS, *content_input(master), "-map", "0:a:0",
+                        "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(audio)], label)
         try:
             cues = PROVIDERS[name](audio, options)
         except SpeechUnavailable:
@@ -74,8 +66,37 @@ def transcribe(master: Path, options: SpeechOptions, digest: str, label: str) ->
             raise RenderError(f"speech-to-text ({name}) failed: {exc}", path=label,
                               hint="check speech in shoot.yaml, or put a .srt beside the "
                                    "master") from exc
-    cache.store(entry, {"cues": [c.to_list() for c in cues]})
+    cache.store(_entry(options, digest), {"cues": [c.to_list() for c in cues]})
     return cues
+
+
+def heard(options: SpeechOptions, digest: str) -> list[Cue] | None:
+    """The cached transcript of this master with these settings, if there is one."""
+    cached = cache.load(_entry(options, digest))
+    if cached is None:
+        return None
+    try:
+        return [Cue(a, b, text, tuple(Word(*w) for w in words))
+                for a, b, text, words in cached["cues"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _provider(options: SpeechOptions, label: str = "") -> str:
+    name = options.provider if options.provider != "auto" else default_provider()
+    if name == "none":
+        raise SpeechUnavailable(
+            "no speech-to-text provider is installed", path=label,
+            hint="install the extra (pip install 'repurpose[speech]'), set speech.provider: "
+                 "command in shoot.yaml, or put a .srt beside the master")
+    return name
+
+
+def _entry(options: SpeechOptions, digest: str) -> str:
+    settings = options.model_dump(mode="json")
+    key = hashlib.sha256(json.dumps([_provider(options), settings], sort_keys=True)
+                         .encode()).hexdigest()[:16]
+    return f"{digest}.speech-v{VERSION}-{key}.json"
 
 
 @register("whisper")
