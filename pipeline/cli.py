@@ -251,7 +251,8 @@ def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
 @click.option("--settle", default=5.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds a file's size and date must stay unchanged before it is taken.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Worker processes the renderer may use; masters are taken one at a time.")
+              help="Masters rendered at once [default: 1]; each keeps its ledger entry, "
+                   "and a kill -9 leaves every one of them to be taken again.")
 @click.option("--once", is_flag=True, help="Process what is there, then exit: 0 when all of "
                                            "it is done, 1 when anything failed or is left.")
 @click.option("--status", is_flag=True, help="Print the ledger's summary and exit.")

@@ -11,9 +11,9 @@ picture, so they do not depend on the analysis resolution.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -75,13 +75,20 @@ def share_cores() -> None:
     _threads = 1
 
 
-@cache
-def detector(name: str) -> Detector:
-    if _threads is not None:
-        import cv2
+_mine = threading.local()      # OpenCV's classifiers keep scratch state: one per thread
 
-        cv2.setNumThreads(_threads)
-    return DETECTORS[name]()
+
+def detector(name: str) -> Detector:
+    """The detector `name`, made once per thread (a watcher renders masters in
+    several threads at once)."""
+    made: dict[str, Detector] = _mine.__dict__.setdefault("detectors", {})
+    if name not in made:
+        if _threads is not None:
+            import cv2
+
+            cv2.setNumThreads(_threads)
+        made[name] = DETECTORS[name]()
+    return made[name]
 
 
 def find_subjects(grey: np.ndarray) -> list[Subject]:
@@ -99,10 +106,16 @@ def largest(found: list[Subject]) -> list[Subject]:
     return [s for i, s in enumerate(found) if i in keep]
 
 
-@cache
 def cascades() -> tuple[Any, Any, Any]:
     """OpenCV's frontal (alt2) and profile cascades and the local contrast
-    equaliser the face detector and the tracker (pipeline.analysis.track) share."""
+    equaliser the face detector and the tracker (pipeline.analysis.track) share,
+    made once per thread."""
+    if not hasattr(_mine, "cascades"):
+        _mine.cascades = _cascades()
+    return _mine.cascades  # type: ignore[no-any-return]
+
+
+def _cascades() -> tuple[Any, Any, Any]:
     import cv2
 
     folder = cv2.data.haarcascades  # type: ignore[attr-defined]

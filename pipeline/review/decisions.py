@@ -198,12 +198,20 @@ def keep_decisions(body: dict[str, Any], previous: Mapping[str, dict[str, Any]],
     - every entry takes the `review` on disk now (a render never decides);
     - a caption changed since the render began (approved, rejected, reset or
       edited meanwhile) is taken as it is now, and its caption.txt made to match;
-    - entries another writer added meanwhile stay, while their files do."""
+    - entries another writer added meanwhile stay, while their files do;
+    - an entry this render only carried over (it did not render that file) and
+      another writer rendered again meanwhile (a watcher taking masters at once)
+      is taken as it is now."""
     variants: list[dict[str, Any]] = body["variants"]
-    for entry in variants:
+    for index, entry in enumerate(variants):
         now = current.get(entry["path"])
-        if now is not None:
-            _carry(entry, previous.get(entry["path"]), now, out_dir)
+        if now is None:
+            continue
+        base = previous.get(entry["path"])
+        if entry == base and now != base and still_present(out_dir, {entry["path"]: now}):
+            variants[index] = dict(now)
+            continue
+        _carry(entry, base, now, out_dir)
     done = {entry.get("path") for entry in variants}
     added = {path: entry for path, entry in current.items()
              if path not in previous and path not in done}

@@ -1,14 +1,25 @@
 """The watch loop: take each settled file (scan), render it with its own run, and
-move it to Source/ or Failed/ (pipeline.watch describes the whole folder)."""
+move it to Source/ or Failed/ (pipeline.watch describes the whole folder).
+
+With `jobs` above 1, up to that many masters are taken at once, each in a
+thread of its own with its own private-copy folder. The bookkeeping (ledger,
+scan, moves, pauses) happens under one lock, so it stays in the order a single
+watcher would keep; only reading, copying and rendering a master run
+alongside others. Two masters that could claim one output name (the same
+stem in one folder) are never rendered at once, nor two copies of the same
+content.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import sqlite3
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -56,6 +67,7 @@ class Taken:
     master: int             # the file itself, opened without following a link
     digest: str = ""
     context: str = ""
+    report: Any = None      # the render's (out folder, Report), for its summary
 
 
 class Watcher:
@@ -69,15 +81,24 @@ class Watcher:
         # is found before each render rather than followed.
         self.out = self.inbox / OUTPUT if out is None else out.resolve()
         self.presets_dirs = presets_dirs
-        self.settle, self.jobs, self.retry_wait = settle, jobs, retry_wait
+        self.settle, self.retry_wait = settle, retry_wait
+        self.jobs = jobs or 1               # masters taken at once
         self.operator, self.trust_inbox = operator, trust_inbox
         # Summaries go out from a thread of their own: a slow webhook never holds
         # up the next file. `finish` waits for them when the watcher ends.
         self.sending = Sending(notifier) if notifier else None
-        self.report: Any = None             # the last render's, for its summary
         make_folders(self.inbox, self.own_output)
         self.ledger = Ledger(self.inbox)
-        self.work = Workspace(self.inbox)
+        self.lock = threading.RLock()       # the ledger, the scan and moves: one at a time
+        self.spare = [Workspace(self.inbox, slot) for slot in range(self.jobs)]
+        self.busy: dict[Path, Future[None]] = {}
+        self.pool = None
+        if self.jobs > 1:
+            _load_imaging()
+            self.pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="repurpose-take")
+        self.broken: BaseException | None = None    # a bug in a taking thread: re-raised
+        self.rendering: dict[str, tuple[str, str]] = {}     # key: (digest, context)
+        self.told: set[str] = set()         # keys waiting for a twin, said once
         self.scan = Scan(self.inbox, self.out, settle)
         self.failed_here: set[str] = set()
         self.paused_until = 0.0             # time.monotonic(); a refused write pauses all
@@ -90,61 +111,89 @@ class Watcher:
 
     # ---------------------------------------------------------------- one file
 
-    def take(self, path: Path) -> None:
-        """Take one settled file. One that vanished or cannot be read is left for the
-        next scan; a disk that refuses a write pauses the watcher; neither stops it."""
+    def take(self, path: Path, work: Workspace | None = None) -> None:
+        """Take one settled file (copied into `work`, the first workspace when not
+        given). One that vanished or cannot be read is left for the next scan; a disk
+        that refuses a write pauses the watcher; neither stops it."""
         key = self.key(path)
         try:
-            self._take(path, key)
+            self._take(path, key, work or self.spare[0])
         except (WriteError, LedgerError) as exc:
-            self.ledger.set(key, state="pending", error=str(exc))
-            self._pause(key, exc)
+            with self.lock:
+                self.ledger.set(key, state="pending", error=str(exc))
+                self._pause(key, exc)
         except sqlite3.Error as exc:        # a ledger changed under us: one line, no traceback
-            self._pause(key, LedgerError(f"the ledger {self.ledger.path}: {exc}",
-                                         hint="move it away and start the watcher again"))
+            with self.lock:
+                self._pause(key, LedgerError(f"the ledger {self.ledger.path}: {exc}",
+                                             hint="move it away and start the watcher again"))
         except OSError as exc:
-            self.scan.left.add(path)
+            with self.lock:
+                self.scan.left.add(path)
             log(f"{key}: skipped for now ({exc.strerror or exc})")
 
-    def _take(self, path: Path, key: str) -> None:
-        row = self.ledger.get(key)
+    def _take(self, path: Path, key: str, work: Workspace) -> None:
+        with self.lock:
+            row = self.ledger.get(key)
         if row is not None and row["retry_at"] and row["retry_at"] > time.time():
             return
         parts = path.relative_to(self.inbox).parent.parts
         with reading(self.inbox, parts) as folder:
             info = os.stat(path.name, dir_fd=folder, follow_symlinks=False)
-            refusal = self.scan.refusal(path, folder, info)
-            if refusal:
-                self._fail(path, key, [refusal])
-                return
+            with self.lock:
+                refusal = self.scan.refusal(path, folder, info)
+                if refusal:
+                    self._fail(path, key, [refusal])
+                    return
             with held(folder, path.name, info) as master:
                 taken = Taken(path, key, info, folder, master, fingerprint(master),
                               context(self.inbox, parts, self.trust_inbox))
-                self._judge(taken, row)
+                self._judge(taken, row, work)
 
-    def _judge(self, t: Taken, row: sqlite3.Row | None) -> None:
+    def _judge(self, t: Taken, row: sqlite3.Row | None, work: Workspace) -> None:
         """Take a master already read: done when the same content was rendered in the
         same context, else rendered from a private copy."""
+        with self.lock:
+            attempts = self._admit(t, row)
+            if attempts is None:
+                return
+            self.rendering[t.key] = (t.digest, t.context)
+        try:
+            errors = self._staged_render(t, work)
+        finally:
+            work.clear()
+            with self.lock:
+                self.rendering.pop(t.key, None)
+        with self.lock:
+            self._settle(t, errors, attempts)
+
+    def _admit(self, t: Taken, row: sqlite3.Row | None) -> int | None:
+        """Record that `t` is being rendered; which attempt this is, or None when it
+        is not to be rendered (a duplicate, failed, or a ledger that cannot record;
+        or the same content being rendered now: taken again once that is done)."""
+        twin = next((key for key, seen in self.rendering.items()
+                     if seen == (t.digest, t.context)), None)
+        if twin is not None:
+            if t.key not in self.told:
+                self.told.add(t.key)
+                log(f"{t.key}: same content as {twin}, which is being rendered; taken after it")
+            return None
+        self.told.discard(t.key)
         if self.ledger.done_with(t.digest, t.context):
             self.ledger.set(t.key, size=t.info.st_size, mtime=t.info.st_mtime,
                             sha256=t.digest, context=t.context, state="done",
                             error="duplicate of rendered content")
             self._move(t.path, t.key, SOURCE)
             log(f"{t.key}: same content as a file already rendered; moved to {SOURCE}/")
-            return
+            return None
         attempts = self._attempts(t, row)
         if attempts is None:
-            return
+            return None
         self.ledger.set(t.key, size=t.info.st_size, mtime=t.info.st_mtime, sha256=t.digest,
                         context=t.context, state="rendering", attempts=attempts, error=None,
                         retry_at=0)
         if self.ledger.blocked:
-            return              # taken again once the ledger can record it
-        try:
-            errors = self._staged_render(t)
-        finally:
-            self.work.clear()
-        self._settle(t, errors, attempts)
+            return None         # taken again once the ledger can record it
+        return attempts
 
     def _attempts(self, t: Taken, row: sqlite3.Row | None) -> int | None:
         """Which attempt at this content this is; None when it failed instead."""
@@ -168,33 +217,35 @@ class Watcher:
         if now != identity(t.info):
             self._changed(t.key, now is None, errors, attempts)
         else:
-            self._conclude(t.path, t.key, errors, attempts)
+            self._conclude(t.path, t.key, errors, attempts, t.report)
 
-    def _staged_render(self, t: Taken) -> list[PipelineError] | None:
+    def _staged_render(self, t: Taken, work: Workspace) -> list[PipelineError] | None:
         """Render a private copy of the master: None when the copy is not what was
         read (the file changed while it was copied)."""
         try:
-            staged = self.work.stage(t.master, t.folder, t.path.name, t.digest, t.key)
+            staged = work.stage(t.master, t.folder, t.path.name, t.digest, t.key)
         except WriteError as exc:       # the watcher's disk, not the master
             return [exc]
         if staged is None:
             return None
         log(f"{t.key}: rendering")
-        return self._render(t.path, t.key, staged)
+        return self._render(t, staged)
 
-    def _render(self, path: Path, key: str, staged: Path) -> list[PipelineError]:
+    def _render(self, t: Taken, staged: Path) -> list[PipelineError]:
         from pipeline.runner import run
 
+        path, key = t.path, t.key
         out = self.out / path.parent.relative_to(self.inbox)
         try:
             guard(self.inbox, self.out, self.own_output, out)
-            self.report = None
-            report = run([staged], out, self.presets_dirs, jobs=self.jobs,
+            # One master a run: it renders in this thread (jobs only spreads the
+            # masters of one run over processes).
+            report = run([staged], out, self.presets_dirs, jobs=1,
                          shoot_root=self.inbox, trusted=self.trust_inbox,
                          operator=self.operator, announce=self._announce,
                          aliases={staged: path})
             relabel(self.inbox, out)
-            self.report = (out, report)
+            t.report = (out, report)
         except PipelineError as exc:        # ConfigError of a trusted shoot.yaml, WriteError
             return [exc]
         except OSError as exc:
@@ -214,19 +265,19 @@ class Watcher:
         """One line per problem, as strangers may read it (Failed/*.error.txt): the
         private copy's and the inbox's own paths left out."""
         lines = reasons(errors)
-        for long, short in ((f"{self.work.path}{os.sep}", ""), (f"{self.inbox}{os.sep}", ""),
-                            (str(self.inbox), "INBOX")):
+        works = [(f"{work.path}{os.sep}", "") for work in self.spare]
+        for long, short in (*works, (f"{self.inbox}{os.sep}", ""), (str(self.inbox), "INBOX")):
             lines = [line.replace(long, short) for line in lines]
         return lines
 
     def _conclude(self, path: Path, key: str, errors: list[PipelineError],
-                  attempts: int) -> None:
+                  attempts: int, report: Any = None) -> None:
         if not errors:
             self.faults = 0
             self.ledger.set(key, state="done")
             self._move(path, key, SOURCE)
             log(f"{key}: done, master moved to {SOURCE}/")
-            self._tell(key)
+            self._tell(key, report=report)
             return
         lines = self._reasons(errors)
         message = "; ".join(lines)
@@ -263,15 +314,17 @@ class Watcher:
         log(f"{key}: failed, moved to {FAILED}/{moved} ({message})")
         self._tell(key, f"{FAILED}/{moved}", message)
 
-    def _tell(self, key: str, failed_to: str | None = None, message: str | None = None) -> None:
+    def _tell(self, key: str, failed_to: str | None = None, message: str | None = None,
+              report: Any = None) -> None:
         """The hand-off of a finished file (done, or failed for good) to --notify and
-        --events; what becomes of it never changes the file's outcome."""
+        --events; what becomes of it never changes the file's outcome. `report`: the
+        render's (out folder, Report)."""
         if self.sending is None:
             return
         try:
-            if failed_to is None and self.report is not None:
-                out, report = self.report
-                body = summary("watch.finished", [key], out, report)
+            if failed_to is None and report is not None:
+                out, made = report
+                body = summary("watch.finished", [key], out, made)
             else:
                 body = failed_summary("watch.finished", [key], self.out,
                                       [{"source": key, "preset": None, "error": message}],
@@ -332,34 +385,79 @@ class Watcher:
     def step(self) -> None:
         """One pass: write what the ledger kept back, then take each settled file,
         unless a refused write paused the watcher."""
-        if not self.ledger.flush():
-            if time.monotonic() >= self.paused_until:
-                self._pause("ledger", LedgerError(
-                    f"cannot write {self.ledger.path}: {self.ledger.fault}",
-                    hint="free space or make the inbox's disk writable"))
-            return
-        for path in self.scan.ready():
+        with self.lock:
+            if not self.ledger.flush():
+                if time.monotonic() >= self.paused_until:
+                    self._pause("ledger", LedgerError(
+                        f"cannot write {self.ledger.path}: {self.ledger.fault}",
+                        hint="free space or make the inbox's disk writable"))
+                return
+            ready = list(self.scan.ready())
+        for path in ready:
             if self.stopping or time.monotonic() < self.paused_until:
                 break
-            self.take(path)
+            if self.pool is None:
+                self.take(path)
+            elif len(self.busy) >= self.jobs:
+                break
+            else:
+                self._start(path)
+        if self.broken is not None:
+            raise self.broken
+
+    def _start(self, path: Path) -> None:
+        """Take `path` in a thread of its own, unless it is being taken, or another
+        master being taken could claim its output name or has its content."""
+        with self.lock:
+            if path in self.busy or any(_rivals(path, other) for other in self.busy):
+                return
+            work = self.spare.pop()
+            future = self.pool.submit(self.take, path, work)  # type: ignore[union-attr]
+            self.busy[path] = future
+
+        def done(finished: Future[None]) -> None:
+            with self.lock:
+                self.busy.pop(path, None)
+                self.spare.append(work)
+                if finished.exception() is not None and self.broken is None:
+                    self.broken = finished.exception()
+            self.wake.set()
+
+        future.add_done_callback(done)
+
+    def drain(self) -> None:
+        """Wait for the masters being taken (each finishes its render)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
     def once(self) -> bool:
         """Process what is in the inbox now, waiting for each file to settle. True when
         everything seen is done: nothing failed, nothing left in the inbox."""
         self.cleanup()
-        while not self.stopping:
-            self.step()
-            if not self._waiting():
-                break
-            time.sleep(min(1.0, max(0.1, self.settle / 4)))
-        left = list(self.scan.candidates())
+        try:
+            while not self.stopping:
+                self.step()
+                if not self._waiting():
+                    break
+                self.wake.wait(min(1.0, max(0.1, self.settle / 4)))
+                self.wake.clear()
+        finally:
+            self.drain()
+        if self.broken is not None:
+            raise self.broken
+        with self.lock:
+            left = list(self.scan.candidates())
         self.finish()
         return not (self.failed_here or left or self.ledger.blocked)
 
     def _waiting(self) -> bool:
-        if self.paused_until - time.monotonic() > ONCE_WAIT_S:
-            return False
-        return self.ledger.blocked or any(self._pending(p) for p in self.scan.candidates())
+        with self.lock:
+            if self.busy:
+                return True
+            if self.paused_until - time.monotonic() > ONCE_WAIT_S:
+                return False
+            return self.ledger.blocked or any(self._pending(p)
+                                              for p in self.scan.candidates())
 
     def _pending(self, path: Path) -> bool:
         """Whether a file in the inbox is still to be taken soon. Every file left there
@@ -398,6 +496,7 @@ class Watcher:
         finally:
             observer.stop()
             observer.join()
+            self.drain()
             self.finish()
         log("stopped")
 
@@ -407,13 +506,39 @@ class Watcher:
         pause = self.paused_until - time.monotonic()
         if pause > 0:
             return min(pause, RESCAN_S)
-        return max(0.2, self.settle / 2) if self.scan.seen else RESCAN_S
+        with self.lock:
+            settling = bool(self.scan.seen)
+        return max(0.2, self.settle / 2) if settling else RESCAN_S
 
     def stop(self, *_: object) -> None:
         if not self.stopping:
-            log("stopping after the current file")
+            log("stopping after the current file" if self.jobs == 1 else
+                "stopping after the files being rendered")
         self.stopping = True
         self.wake.set()
+
+
+def _load_imaging() -> None:
+    """Import the imaging stack before threads race to: OpenCV's package replaces
+    itself while it loads, and a second thread importing it then sees a module
+    without its attributes ("module 'cv2' has no attribute 'data'")."""
+    import cv2  # noqa: F401
+
+    import pipeline.render.jobs  # noqa: F401
+    import pipeline.render.videojob  # noqa: F401
+
+
+_NUMBERED = re.compile(r"-[0-9]+$")
+
+
+def _rivals(path: Path, other: Path) -> bool:
+    """Whether two masters could claim one output name if rendered at once: the
+    same folder and stem, ignoring case and a -N that names are given apart by
+    (pipeline.outputs.assign_stems)."""
+    def base(p: Path) -> str:
+        return _NUMBERED.sub("", p.stem).casefold()
+
+    return path.parent == other.parent and base(path) == base(other)
 
 
 def install_stop(watcher: Watcher) -> None:

@@ -130,7 +130,9 @@ class Ledger:
         try:
             folder.mkdir(mode=PRIVATE_MODE, exist_ok=True)  # check_layout refused a link
             _check_own_files(folder)
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+            # Used from the watcher's taking threads too, always under its lock.
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10,
+                                      check_same_thread=False)
             # Before anything reads the schema: SQL functions in it (an index, a
             # default) may no longer do what is not harmless.
             self.db.execute("pragma trusted_schema=off")

@@ -34,7 +34,7 @@ from pipeline.watch.folders import PRIVATE_MODE, STATE, opened, reading, remove_
 from pipeline.watch.messages import log
 from pipeline.watch.settle import BLOCK, READ, fingerprint
 
-WORK = re.compile(r"work-(?P<pid>[0-9]{1,10})")
+WORK = re.compile(r"work-(?P<pid>[0-9]{1,10})(-[0-9]{1,4})?")
 SIDECARS = {".srt", ".vtt", ".ass", ".ssa", ".xmp"}   # what the render looks for beside a master
 MAX_SIDECARS = 32           # more is no shoot, and each costs a copy
 SHOOT_READ = 4 * 1024 * 1024    # more than yamlsource accepts: the digest tells them apart
@@ -46,11 +46,12 @@ UNSUPPORTED = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.
 
 
 class Workspace:
-    """The watcher's folder of private copies, `INBOX/.repurpose/work-<pid>`."""
+    """A folder of the watcher's private copies, `INBOX/.repurpose/work-<pid>[-<slot>]`."""
 
-    def __init__(self, inbox: Path) -> None:
+    def __init__(self, inbox: Path, slot: int = 0) -> None:
         self.inbox = inbox
-        self.name = f"work-{os.getpid()}"
+        # One per master taken at once: work-<pid>, work-<pid>-1, ...
+        self.name = f"work-{os.getpid()}" + (f"-{slot}" if slot else "")
         self.path = inbox / STATE / self.name
 
     def stage(self, master: int, folder: int, name: str, digest: str, key: str) -> Path | None:
