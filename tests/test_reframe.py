@@ -134,3 +134,36 @@ def test_reframed_photo_keeps_the_face_a_centre_crop_loses(tmp_path, astronaut):
     assert framing == "1 face" and len(faces) == 1
     assert 0 < faces[0].left and faces[0].right < 1          # whole, with room beside it
     assert found["centre"] == ("focus from shoot.yaml", [])  # the centre crop loses her
+
+
+def test_a_photo_is_decoded_once_for_its_analysis_and_all_its_variants(tmp_path, astronaut,
+                                                                       monkeypatch):
+    """The analysis takes its picture from the render's own decode; a second render
+    finds the subjects cached and still decodes once."""
+    import pipeline.render.jobs as jobs
+    from pipeline.analysis.photo import cached_subjects
+    from pipeline.outputs import sha256_file
+    from pipeline.runner import run
+
+    monkeypatch.setenv("REPURPOSE_CACHE", str(tmp_path / "cache"))
+    decodes = []
+    real = jobs.decode
+
+    def counted(image, info, scales, label):
+        decodes.append(max(scales))
+        return real(image, info, scales, label)
+
+    monkeypatch.setattr(jobs, "decode", counted)
+    master = tmp_path / "in" / "wide.jpg"
+    master.parent.mkdir()
+    composite(astronaut, [(1500, 250, 480)]).save(master, quality=92)
+    assert cached_subjects(sha256_file(master)) is None
+    presets = ["instagram-story-image", "instagram-feed-portrait", "x-image"]
+    for round_ in (1, 2):
+        report = run([master], tmp_path / "out", (), presets, jobs=1, force=True)
+        assert [r.status for r in report.results] == ["rendered"] * 3, report.errors
+        assert {r.plan["framing"] for r in report.results if r.preset != "x-image"} == \
+            {"1 face"}
+        assert len(decodes) == round_
+    (face,) = cached_subjects(sha256_file(master))
+    assert face.kind == "face" and 1500 / 1920 < face.centre[0] < 1830 / 1920

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.analysis.photo import analyze_photo
+from pipeline.analysis.photo import analyze_decoded, cached_subjects
 from pipeline.analysis.subjects import Subject
 from pipeline.captions import caption_for
 from pipeline.captions.draft import kept_caption, request_for
@@ -32,6 +32,7 @@ from pipeline.model import (
     PhotoInfo,
     PhotoPlan,
     VariantResult,
+    VideoPlan,
 )
 from pipeline.outputs import atomic_write, sha256_file
 from pipeline.planning import plan_photo
@@ -150,21 +151,45 @@ def _render_job(job: Job) -> JobResult:
         info = info_of(image)
         photos = job.presets_for("photo")
         clips = job.presets_for("video") if job.cross_media else []
-        subjects = _subjects(job, info, [*photos, *clips], digest)
+        wanted = [*photos, *clips]
+        looking = needs_subjects(info.width, info.height, wanted, job.choices.focus)
+        subjects = cached_subjects(digest) if looking else ()
+        master: Master | None = None
+        need: list[float] = []
+        if subjects is None:
+            # Not analysed yet: the decode for rendering serves the analysis too, at
+            # the scale the plans need, which the subjects do not enlarge.
+            rough = JobResult()
+            need = _scales(plan_photos(job, info, photos, digest, rough),
+                           plan_stills(job, info, clips, digest, rough) if clips else [])
+            try:
+                master = decode(image, info, need, asset.label)
+            except InputError as exc:
+                out.errors.append(exc)
+                return out
+            subjects = analyze_decoded(master.pixels, digest)
         todo = plan_photos(job, info, photos, digest, out, subjects)
         stills = plan_stills(job, info, clips, digest, out, subjects) if clips else []
         if not todo and not stills:
             return out
-        scales = [p.scale for _, p in todo] + [p.scale * SUPERSAMPLE for _, p in stills]
-        try:
-            master = decode(image, info, scales, asset.label)
-        except InputError as exc:
-            out.errors.append(exc)
-            return out
+        scales = _scales(todo, stills)
+        if master is None or max(scales, default=0) > max(need, default=0) * 1.001:
+            try:
+                with image if master is None else open_photo(asset) as fresh:
+                    master = decode(fresh, info, scales, asset.label)
+            except InputError as exc:
+                out.errors.append(exc)
+                return out
     render_photo(job, master, todo, out)
     if stills:
         render_stills(job, master, stills, out)
     return out
+
+
+def _scales(todo: Sequence[tuple[Preset, PhotoPlan]],
+            stills: Sequence[tuple[Preset, VideoPlan]]) -> list[float]:
+    """Output pixels per master pixel that the decode must serve."""
+    return [p.scale for _, p in todo] + [p.scale * SUPERSAMPLE for _, p in stills]
 
 
 def render_photo(job: Job, master: Master, todo: list[tuple[Preset, PhotoPlan]],
@@ -185,17 +210,6 @@ def plan_photos(job: Job, info: PhotoInfo, presets: list[Preset], digest: str,
     return plan_each(job, presets, lambda preset: [plan_photo(
         info, preset, job.choices, source=job.asset.label, stem=job.stem,
         source_digest=digest, subjects=subjects)], out)
-
-
-def _subjects(job: Job, info: PhotoInfo, presets: list[Preset], digest: str
-              ) -> tuple[Subject, ...]:
-    """The master's subjects, when a crop needs them (analysed once, then cached)."""
-    if not needs_subjects(info.width, info.height, presets, job.choices.focus):
-        return ()
-    try:
-        return analyze_photo(job.asset, info, digest).subjects
-    except InputError:
-        return ()          # the decode for rendering reports the damage, once
 
 
 def _render_one(job: Job, master: Master, preset: Preset, plan: PhotoPlan) -> VariantResult:
