@@ -25,7 +25,7 @@ from pipeline import __version__
 from pipeline.clicaptions import captions
 from pipeline.cliexport import export
 from pipeline.clireview import review
-from pipeline.errors import ConfigError, PipelineError, printable
+from pipeline.errors import ConfigError, PipelineError, SetupError, printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -41,6 +41,10 @@ def _errors_to_exit(func: F) -> F:
                 click.echo(f"error: {printable(str(problem))}", err=True)
             if exc.hint:
                 click.echo(f"  {exc.hint}", err=True)
+            _debug()
+            sys.exit(EXIT_USAGE)
+        except SetupError as exc:
+            click.echo(f"error: {printable(str(exc))}", err=True)
             _debug()
             sys.exit(EXIT_USAGE)
         except PipelineError as exc:
@@ -95,6 +99,12 @@ def _notifier(url: str | None, events: bool, operator: Any) -> Any:
     return Notifier(chosen, events, say=lambda line: click.echo(line, err=True), **limits)
 
 
+_broker = click.option("--broker", default=None, envvar="REPURPOSE_BROKER", metavar="URL",
+                       help="Send each master to queue workers at this Redis URL "
+                            "(redis://host:6379/0; or REPURPOSE_BROKER) instead of "
+                            "rendering here; needs the queue extra and `repurpose worker`.")
+
+
 def _announce(line: str) -> None:
     click.echo(f"privileged: {printable(line)}", err=True)
 
@@ -123,11 +133,13 @@ def cli() -> None:
 @_untrusted
 @_notify
 @_events
+@_broker
 @_errors_to_exit
 def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
            presets_dirs: tuple[Path, ...], force: bool, dry_run: bool, as_json: bool,
            jobs: int | None, force_captions: bool, config: Path | None,
-           untrusted: bool, notify_url: str | None, events: bool) -> None:
+           untrusted: bool, notify_url: str | None, events: bool,
+           broker: str | None) -> None:
     """Render SOURCE files, folders or ZIPs into OUT/<preset>/<name>.<ext>.
 
     The shoot.yaml of a folder you render is trusted like a Makefile: every
@@ -144,7 +156,8 @@ def render(sources: tuple[Path, ...], only: tuple[str, ...], out_dir: Path,
     try:
         report = run(list(sources), out_dir, list(presets_dirs), only, force, dry_run, jobs,
                      on_start=bar.start, on_fraction=bar.moved, force_captions=force_captions,
-                     trusted=not untrusted, operator=operator, announce=_announce)
+                     trusted=not untrusted, operator=operator, announce=_announce,
+                     broker=broker)
     finally:
         bar.finish()
     for note in report.notes:
@@ -267,11 +280,12 @@ def plan(source: Path, only: tuple[str, ...], presets_dirs: tuple[Path, ...],
                    "process that died) is tried again; doubles each time, up to 15 minutes.")
 @_notify
 @_events
+@_broker
 @_errors_to_exit
 def watch(inbox: Path, out_dir: Path | None, presets_dirs: tuple[Path, ...], settle: float,
           jobs: int | None, once: bool, status: bool, retry_failed: bool,
           config: Path | None, trust_inbox: bool, retry_wait: float,
-          notify_url: str | None, events: bool) -> None:
+          notify_url: str | None, events: bool, broker: str | None) -> None:
     """Watch INBOX: render what lands there, like a Media Encoder watch folder.
 
     One watcher per inbox: another one (also --once or --retry-failed) exits
@@ -294,10 +308,15 @@ def watch(inbox: Path, out_dir: Path | None, presets_dirs: tuple[Path, ...], set
             return
         operator = load_operator(config)
         load_shoot(None, list(presets_dirs), operator)      # the operator's layers hold
+        if broker:
+            from pipeline.queue.remote import connect
+
+            connect(broker)                 # one clear line now, rather than at each file
         watcher = folder.Watcher(inbox, out_dir, list(presets_dirs), settle, jobs,
                                  operator=operator, trust_inbox=trust_inbox,
                                  retry_wait=retry_wait,
-                                 notifier=_notifier(notify_url, events, operator))
+                                 notifier=_notifier(notify_url, events, operator),
+                                 broker=broker)
     except folder.InboxError as exc:
         click.echo(f"error: {printable(str(exc))}", err=True)
         sys.exit(EXIT_USAGE)
@@ -314,6 +333,52 @@ def _watch_status(ledger: Any) -> None:
     for row in ledger.failed():
         where = f" (in Failed/{row['moved_to']})" if row["moved_to"] != row["path"] else ""
         click.echo(printable(f"failed: {row['path']}: {row['error']}{where}"))
+
+
+@cli.command()
+@click.option("--broker", required=True, envvar="REPURPOSE_BROKER", metavar="URL",
+              help="The Redis URL the submitting machines use (or REPURPOSE_BROKER).")
+@click.option("--queues", default="render", show_default=True,
+              help="Queues to take tasks from, comma-separated.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None,
+              help="Masters rendered at once [default: number of cores].")
+@click.option("--path-map", "path_maps", multiple=True, metavar="FROM=TO",
+              help="A path under FROM on the submitting machine is under TO here "
+                   "(repeatable; where the shared folder is mounted elsewhere).")
+@_config
+@_errors_to_exit
+def worker(broker: str, queues: str, concurrency: int | None, path_maps: tuple[str, ...],
+           config: Path | None) -> None:
+    """Render masters sent by `render --broker` or `watch --broker` on other machines.
+
+    Runs until SIGTERM, which lets the renders in progress finish (a second
+    SIGTERM or SIGQUIT stops at once; their masters are then delivered to
+    another worker). The masters, shoot.yaml files and output folders must be
+    on a shared mount; presets and --config are this machine's own."""
+    from pipeline.queue.app import QUEUES
+    from pipeline.queue.remote import connect
+    from pipeline.queue.tasks import CONFIG_ENV, PATH_MAP_ENV, worker_app
+    from pipeline.queue.wire import PathMap
+    from pipeline.trust import load_operator
+
+    try:
+        PathMap(path_maps)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    load_operator(config)                   # a bad --config: exit 2 now
+    connect(broker)
+    os.environ[PATH_MAP_ENV] = json.dumps(list(path_maps))
+    if config:
+        os.environ[CONFIG_ENV] = str(config.absolute())
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(names) - set(QUEUES))
+    if unknown or not names:
+        raise click.UsageError(f"--queues: unknown {', '.join(unknown) or 'empty list'}; "
+                               f"use {', '.join(QUEUES)}")
+    argv = ["worker", "--queues", ",".join(names), "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "--concurrency", str(concurrency or os.cpu_count() or 1)]
+    worker_app(broker).worker_main(argv)
 
 
 cli.add_command(captions)

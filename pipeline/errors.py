@@ -151,3 +151,8 @@ class Refused(ConfigError):
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (Refused, (self.problems, self.hint))
+
+
+class SetupError(PipelineError):
+    """How repurpose was started cannot work (a broker that does not answer, a
+    path map that is not one): exit 2, before anything renders."""

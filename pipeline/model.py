@@ -311,6 +311,9 @@ class Job:
     force: bool = False
     dry_run: bool = False
     cross_media: bool = True    # named targets: a photo may become video, a video a cover
+    # Variants this run already wrote (by output path, as manifest entries): a queue
+    # task delivered again skips them, even when forced (pipeline.receipts).
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def presets_for(self, media: str) -> list[Preset]:
         return [p for p in self.presets if p.media == media]

@@ -27,7 +27,7 @@ from pipeline.errors import (
     write_error,
 )
 from pipeline.ingest import Found, ingest
-from pipeline.model import Job, JobResult, VariantResult
+from pipeline.model import Asset, Job, JobResult, VariantResult
 from pipeline.outputs import (
     MANIFEST,
     assign_stems,
@@ -115,32 +115,40 @@ def _jobs(found: Found, out_dir: Path, presets_dirs: Sequence[Path], only: Seque
     errors: list[PipelineError] = list(found.errors)
     for asset in found.assets:
         if asset.shoot_dir not in contexts:
-            contexts[asset.shoot_dir] = _context(asset.shoot_dir, presets_dirs, operator,
+            contexts[asset.shoot_dir] = context_of(asset.shoot_dir, presets_dirs, operator,
                                                  trusted)
         ctx = contexts[asset.shoot_dir]
         if isinstance(ctx, ShootError):
             errors.append(ShootError(ctx.problems, path=asset.label, hint=ctx.hint))
             continue
-        chosen, named = ctx.targets(asset, only)
-        opts = ctx.options(asset)
-        focus, pins = _focus(opts.focus)
-        presets = tuple(chosen)
-        mine = {path: entry for path, entry in previous.items()
-                if any(path == output_path(p, stems[asset])
-                       or path.startswith(f"{p.id}/{stems[asset]}.part") for p in presets)}
-        jobs.append(Job(asset, stems[asset], presets,
-                        Choices(focus=focus, pins=pins, ai=ctx.ai(asset), trim=opts.trim,
-                                still_ms=round(ctx.shoot.still_duration * 1000),
-                                audio_bed=ctx.audio_bed(), speech=ctx.shoot.speech,
-                                copy=(ctx.shoot.brand, ctx.shoot.brief, ctx.shoot.captions,
-                                      force_captions),
-                                effect_folders=ctx.effect_folders()),
-                        out_dir, mine, force, dry_run, named))
+        jobs.append(job_for(asset, stems[asset], ctx, out_dir, only, previous, force, dry_run,
+                            force_captions))
     shoots = {k: v for k, v in contexts.items() if isinstance(v, ShootContext)}
     return Planned(jobs, errors, [], found, shoots)
 
 
-def _context(folder: Path | None, presets_dirs: Sequence[Path], operator: Operator | None,
+def job_for(asset: Asset, stem: str, ctx: ShootContext, out_dir: Path, only: Sequence[str],
+            previous: dict[str, dict[str, Any]], force: bool = False, dry_run: bool = False,
+            force_captions: bool = False) -> Job:
+    """The job of one master under its shoot (the same here and on a queue worker)."""
+    chosen, named = ctx.targets(asset, only)
+    opts = ctx.options(asset)
+    focus, pins = _focus(opts.focus)
+    presets = tuple(chosen)
+    mine = {path: entry for path, entry in previous.items()
+            if any(path == output_path(p, stem)
+                   or path.startswith(f"{p.id}/{stem}.part") for p in presets)}
+    return Job(asset, stem, presets,
+               Choices(focus=focus, pins=pins, ai=ctx.ai(asset), trim=opts.trim,
+                       still_ms=round(ctx.shoot.still_duration * 1000),
+                       audio_bed=ctx.audio_bed(), speech=ctx.shoot.speech,
+                       copy=(ctx.shoot.brand, ctx.shoot.brief, ctx.shoot.captions,
+                             force_captions),
+                       effect_folders=ctx.effect_folders()),
+               out_dir, mine, force, dry_run, named)
+
+
+def context_of(folder: Path | None, presets_dirs: Sequence[Path], operator: Operator | None,
              trusted: bool) -> ShootContext | ShootError:
     """The shoot of a folder; for content, its problems instead of an exception, so
     they fail only the masters of that folder."""
@@ -181,7 +189,7 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
         shoot_root: Path | None = None, trusted: bool = True,
         operator: Operator | None = None,
         announce: Callable[[str], None] | None = None, *,
-        aliases: Mapping[Path, Path] | None = None) -> Report:
+        aliases: Mapping[Path, Path] | None = None, broker: str | None = None) -> Report:
     """Render everything; `progress` gets each master's result as it is done,
     `on_fraction` (master number, share done) follows each master's encode.
     `trusted` False takes every shoot.yaml among the sources as content (a watch
@@ -189,7 +197,8 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
     `operator` is the --config file under every shoot; `announce` hears, before
     anything renders, one line per privileged setting that will be used. `aliases`
     maps a source that is a private copy (a watch folder's) to the path it stands
-    for, whose label, shoot.yaml and output names it takes."""
+    for, whose label, shoot.yaml and output names it takes. With `broker` (a
+    Redis URL), each master is rendered by a queue worker (pipeline.queue)."""
     previous = load_previous(out_dir)
     if not dry_run:
         remove_stale_temps(out_dir)
@@ -209,7 +218,15 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
             if progress:
                 progress(outcome)
 
-        _execute(planned.jobs, jobs or os.cpu_count() or 1, take, on_fraction)
+        if broker and planned.jobs and not dry_run:
+            from pipeline.queue.remote import execute
+            from pipeline.queue.wire import Run
+
+            execute(planned.jobs, broker, Run(out_dir, tuple(presets_dirs), tuple(only), force,
+                                              force_captions, trusted),
+                    take, on_fraction, local=_work)
+        else:
+            _execute(planned.jobs, jobs or os.cpu_count() or 1, take, on_fraction)
     finally:
         planned.found.cleanup()
     body = manifest(results, errors, planned.notes, still_present(out_dir, previous))

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pipeline import receipts
 from pipeline.analysis.photo import analyze_decoded, cached_subjects
 from pipeline.analysis.subjects import Subject
 from pipeline.captions import caption_for
@@ -197,10 +198,13 @@ def render_photo(job: Job, master: Master, todo: list[tuple[Preset, PhotoPlan]],
     """Render each planned photo variant from one decoded master."""
     for preset, plan in todo:
         try:
-            out.results.append(_render_one(job, master, preset, plan))
+            made = _render_one(job, master, preset, plan)
         except RenderError as exc:
             out.errors.append(exc)
             out.results.append(failed(job.asset, preset, exc, plan.output, plan))
+            continue
+        receipts.written(made)
+        out.results.append(made)
 
 
 def plan_photos(job: Job, info: PhotoInfo, presets: list[Preset], digest: str,

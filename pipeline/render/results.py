@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pipeline.errors import PipelineError
 from pipeline.model import (
@@ -27,9 +27,11 @@ Plan = PhotoPlan | VideoPlan
 P = TypeVar("P", PhotoPlan, VideoPlan)
 
 
-def unchanged(job: Job, plan: Plan) -> VariantResult | None:
-    """The previous result, if it was made from the same inputs and is still on disk."""
-    entry = job.previous.get(plan.output)
+def unchanged(job: Job, plan: Plan, entries: dict[str, dict[str, Any]] | None = None
+              ) -> VariantResult | None:
+    """The previous result (from `entries`, else the last manifest's), if it was made
+    from the same inputs and is still on disk."""
+    entry = (job.previous if entries is None else entries).get(plan.output)
     if not entry or entry.get("key") != plan.key or entry.get("status") not in (
             "rendered", "unchanged"):
         return None
@@ -41,7 +43,8 @@ def unchanged(job: Job, plan: Plan) -> VariantResult | None:
     except OSError:
         return None
     checks = tuple(Check(**c) for c in entry.get("checks", []))
-    return replace(result(job.asset, plan, "unchanged"), width=entry.get("width"),
+    status: Status = "unchanged" if entries is None else "rendered"   # a receipt: this run's
+    return replace(result(job.asset, plan, status), width=entry.get("width"),
                    height=entry.get("height"), bytes=entry.get("bytes"),
                    sha256=entry.get("sha256"), quality=entry.get("quality"),
                    warnings=tuple(entry.get("warnings", [])), checks=checks,
@@ -89,7 +92,7 @@ def triage(job: Job, preset: Preset, plans: Sequence[P], out: JobResult) -> list
     """Plans still to render; dry runs and unchanged outputs are reported here."""
     todo = []
     for plan in plans:
-        kept = None if job.force else unchanged(job, plan)
+        kept = unchanged(job, plan, job.done) or (None if job.force else unchanged(job, plan))
         if job.dry_run:
             out.results.append(result(job.asset, plan, "planned"))
         elif kept:

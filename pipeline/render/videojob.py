@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
+from pipeline import receipts
 from pipeline.analysis import Analysis, analyze_video
 from pipeline.checks import check_video, read_video
 from pipeline.errors import InputError, PipelineError, RenderError
@@ -237,7 +238,9 @@ def publish_all(job: Job, todo: list[tuple[Preset, VideoPlan]], temps: list[Path
                 out.errors.append(exc)
                 out.results.append(failed(job.asset, preset, exc, plan.output, plan))
                 continue
-            out.results.append(replace(made, warnings=made.warnings + (note,)) if note else made)
+            made = replace(made, warnings=made.warnings + (note,)) if note else made
+            receipts.written(made)
+            out.results.append(made)
     finally:
         cleanup(temps)
 

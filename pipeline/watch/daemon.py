@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pipeline.errors import PipelineError, WriteError, write_error
+from pipeline.errors import PipelineError, SetupError, WriteError, write_error
 from pipeline.notify import Notifier, Sending, failed_summary, summary
 from pipeline.outputs import remove_stale_temps
 from pipeline.trust import Operator
@@ -74,8 +74,9 @@ class Watcher:
     def __init__(self, inbox: Path, out: Path | None, presets_dirs: list[Path],
                  settle: float, jobs: int | None, *, operator: Operator | None = None,
                  trust_inbox: bool = False, retry_wait: float = RETRY_S,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None, broker: str | None = None) -> None:
         self.inbox = inbox.resolve()
+        self.broker = broker                # renders go to queue workers (pipeline.queue)
         self.own_output = out is None
         # Output/ is not resolved: start-up refused a link there, and one made later
         # is found before each render rather than followed.
@@ -118,7 +119,7 @@ class Watcher:
         key = self.key(path)
         try:
             self._take(path, key, work or self.spare[0])
-        except (WriteError, LedgerError) as exc:
+        except (WriteError, LedgerError, SetupError) as exc:
             with self.lock:
                 self.ledger.set(key, state="pending", error=str(exc))
                 self._pause(key, exc)
@@ -243,9 +244,11 @@ class Watcher:
             report = run([staged], out, self.presets_dirs, jobs=1,
                          shoot_root=self.inbox, trusted=self.trust_inbox,
                          operator=self.operator, announce=self._announce,
-                         aliases={staged: path})
+                         aliases={staged: path}, broker=self.broker)
             relabel(self.inbox, out)
             t.report = (out, report)
+        except SetupError:                  # the broker went away: the watcher pauses
+            raise
         except PipelineError as exc:        # ConfigError of a trusted shoot.yaml, WriteError
             return [exc]
         except OSError as exc:

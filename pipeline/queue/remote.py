@@ -1,0 +1,151 @@
+"""The submitting side: one task per master, results collected as they finish.
+
+Masters from a ZIP are extracted on this machine only, so they are rendered
+here. While Redis restarts, the submitter waits and asks again: tasks and
+results live in Redis, across restarts when it keeps them (`appendonly yes`,
+see the README).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pipeline.errors import PipelineError, RenderError, SetupError
+from pipeline.model import Job, JobResult
+from pipeline.queue.app import TASK, make_app, time_limits
+from pipeline.queue.wire import Run, job_result, task
+
+POLL_S = 0.2
+Take = Callable[[JobResult], None]
+Fraction = Callable[[int, float], None]
+
+
+class BrokerUnreachable(SetupError):
+    """The broker cannot be reached (exit 2): nothing was sent."""
+
+
+def shown(broker: str) -> str:
+    """The broker's address without a password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(broker)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def connect(broker: str) -> Any:
+    """The Celery app, once the broker answered; BrokerUnreachable when it does not."""
+    app = make_app(broker)
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0.2, timeout=5)
+    except Exception as exc:  # noqa: BLE001 - kombu raises many kinds; each means "not there"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BrokerUnreachable(f"cannot reach the broker {shown(broker)}: {reason}",
+                                hint="start Redis there, or check --broker / "
+                                     "REPURPOSE_BROKER") from None
+    return app
+
+
+def execute(jobs: Sequence[Job], broker: str, run: Run, take: Take,
+            on_fraction: Fraction | None, local: Callable[[Job], JobResult]) -> None:
+    """Render every job on the queue (ZIP members with `local`), handing each
+    result to `take` as it arrives; progress comes from the workers' reports."""
+    app = connect(broker)
+    pending: dict[str, tuple[int, Job]] = {}
+    for number, job in enumerate(jobs):
+        if job.asset.group is not None:         # extracted from a ZIP, on this machine only
+            take(local(job))
+            if on_fraction:
+                on_fraction(number, 1.0)
+            continue
+        pending[_send(app, task(job, run))] = (number, job)
+    while pending:
+        for ident in list(pending):
+            number, job = pending[ident]
+            try:
+                outcome = _collect(app, ident, job)
+            except _Moving as moving:
+                if on_fraction:
+                    on_fraction(number, moving.fraction)
+                continue
+            except _Again:
+                continue
+            del pending[ident]
+            if on_fraction:
+                on_fraction(number, 1.0)
+            take(outcome)
+        if pending:
+            time.sleep(POLL_S)
+
+
+class _Again(Exception):
+    """Not finished, or Redis is not answering now: ask again later."""
+
+
+class _Moving(_Again):
+    def __init__(self, fraction: float) -> None:
+        super().__init__()
+        self.fraction = fraction
+
+
+def _send(app: Any, body: dict[str, Any]) -> str:
+    """Send one master's task (waiting while Redis restarts); returns its id."""
+    soft, hard = time_limits(_seconds(body))
+    while True:
+        try:
+            return str(app.send_task(TASK, args=[body], soft_time_limit=soft,
+                                     time_limit=hard).id)
+        except Exception:  # noqa: BLE001 - Redis restarting: wait for it
+            time.sleep(1.0)
+
+
+def _collect(app: Any, ident: str, job: Job) -> JobResult:
+    label = job.asset.label
+    handle = app.AsyncResult(ident)
+    try:
+        state = handle.state
+        if state == "PROGRESS":
+            info = handle.info if isinstance(handle.info, dict) else {}
+            raise _Moving(float(info.get("fraction", 0.0)))
+        if state not in ("SUCCESS", "FAILURE"):
+            raise _Again()
+        answer = handle.get(propagate=False, timeout=10)
+    except _Again:
+        raise
+    except Exception:  # noqa: BLE001 - Redis went away between two questions
+        raise _Again() from None
+    if state == "FAILURE":
+        return JobResult(errors=[_failure(answer, label)])
+    try:
+        return job_result(answer)
+    except (ValueError, KeyError, TypeError) as exc:
+        return JobResult(errors=[RenderError(f"the worker's answer cannot be read: {exc}",
+                                             path=label, hint="run the same repurpose "
+                                                              "version on every machine")])
+
+
+def _failure(exc: Any, label: str) -> PipelineError:
+    """A task that raised instead of answering: a time limit, or a worker bug."""
+    name = type(exc).__name__
+    if "TimeLimit" in name:
+        return RenderError("the render took longer than its time limit on the worker",
+                           path=label, hint="render it alone, or on a faster machine")
+    return RenderError(f"the worker failed: {name}: {exc}", path=label,
+                       hint="see the worker's log; please report it")
+
+
+def _seconds(body: dict[str, Any]) -> float | None:
+    """The master's duration, when it is a video (for its time limits)."""
+    try:
+        import av
+
+        with av.open(str(body["path"])) as container:
+            if container.streams.video and container.duration:
+                return float(container.duration) / 1_000_000
+    except Exception:  # noqa: BLE001 - a photo, or a file PyAV cannot open: photo limits
+        return None
+    return None

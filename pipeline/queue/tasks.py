@@ -1,0 +1,230 @@
+"""The worker's side: one task renders one master.
+
+The task plans the master again from its data with this worker's presets and
+--config (pipeline.runner.job_for), then renders it with the same code as a
+local run. Three records in Redis, keyed by the task's id, make it safe to
+deliver again:
+
+- starts: every start is counted; a master whose task started MAX_STARTS
+  times without finishing (it killed its worker each time: a decoder crash,
+  memory) fails with that reason instead of being delivered for ever;
+- a lock on the master and its output folder: one render of it at a time; a
+  second delivery while the first still runs (the visibility timeout passed,
+  or a watcher restarted after a crash sent it again) waits for it;
+- receipts: each variant written in place is recorded at once, and a later
+  run of the task skips those variants, even with --force: no variant is
+  written twice, and a render killed after its third photo variant does not
+  redo the first three.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.queue.app import RESULT_DAYS, TASK, make_app, visibility
+from pipeline.queue.wire import VERSION, PathMap, master_key, receipt, result
+
+MAX_STARTS = 3
+LOCK_S = 60                # a lock not renewed this long belongs to a worker that died
+# (at most the visibility timeout, so a test with a short one sees redelivery soon)
+LOCK_POLL_S = 1.0
+PATH_MAP_ENV = "REPURPOSE_PATH_MAP"          # JSON list of FROM=TO, set by `repurpose worker`
+CONFIG_ENV = "REPURPOSE_WORKER_CONFIG"       # the worker's --config file
+PROGRESS_EVERY_S = 1.0
+OUTAGE_S = 300.0           # how long a task waits for Redis to come back
+
+
+class Patient:
+    """A Redis client whose commands wait for a Redis that is restarting (up to
+    OUTAGE_S) instead of failing the render they keep records for."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        command = getattr(self.client, name)
+
+        def patient(*args: Any, **kwargs: Any) -> Any:
+            from redis.exceptions import ConnectionError as Down
+            from redis.exceptions import TimeoutError as Slow
+
+            deadline = time.monotonic() + OUTAGE_S
+            while True:
+                try:
+                    return command(*args, **kwargs)
+                except (Down, Slow):
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+
+        return patient
+
+
+def worker_app(broker: str) -> Any:
+    """The Celery app with the render task, as a worker runs it."""
+    app = make_app(broker)
+
+    @app.task(name=TASK, bind=True)  # type: ignore[untyped-decorator]
+    def render(self: Any, body: dict[str, Any]) -> dict[str, Any]:
+        return render_task(body, self.request.id, Patient(self.backend.client),
+                           lambda fraction: _progress(self, fraction))
+
+    return app
+
+
+def _progress(task: Any, fraction: float) -> None:
+    task.update_state(state="PROGRESS", meta={"fraction": round(fraction, 3)})
+
+
+def render_task(body: dict[str, Any], task_id: str, redis: Any,
+                progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Render the master of `body`; the answer is wire.result's JSON."""
+    from pipeline.errors import ProcessDied, RenderError
+    from pipeline.model import JobResult
+
+    if body.get("v") != VERSION:
+        return result(JobResult(errors=[RenderError(
+            f"a task of another version of repurpose ({body.get('v')!r})",
+            path=str(body.get("label")), hint="run the same repurpose version everywhere")]))
+    keys = _keys(task_id, master_key(body))
+    expiry = RESULT_DAYS * 86400
+    starts = int(redis.incr(keys["starts"]))
+    redis.expire(keys["starts"], expiry)
+    if starts > MAX_STARTS:
+        return result(JobResult(errors=[ProcessDied(
+            f"the render stopped {MAX_STARTS} times without finishing (its worker was "
+            "killed each time); it may crash the decoder or need more memory than a "
+            "worker has", path=str(body.get("label")),
+            hint="render it alone on a larger machine, or export the master again")]))
+    me = f"{socket.gethostname()}:{os.getpid()}:{task_id}"
+    hold = min(LOCK_S, visibility())
+    while not redis.set(keys["lock"], me, nx=True, ex=hold):
+        time.sleep(LOCK_POLL_S)          # the same master is being rendered elsewhere
+    beat = threading.Event()
+    heart = threading.Thread(target=_keep, args=(redis, keys["lock"], me, hold, beat),
+                             daemon=True)
+    heart.start()
+    try:
+        return _render(body, keys, redis, expiry, progress)
+    finally:
+        beat.set()
+        heart.join()
+        if redis.get(keys["lock"]) in (me, me.encode()):
+            redis.delete(keys["lock"])
+
+
+def _keep(redis: Any, key: str, me: str, hold: int, stop: threading.Event) -> None:
+    """Hold the lock while the render runs; a killed worker's lock lapses in `hold` s."""
+    while not stop.wait(hold / 4):
+        try:
+            if redis.get(key) in (me, me.encode()):
+                redis.expire(key, hold)
+        except Exception:  # noqa: BLE001 - Redis restarting: the next beat tries again
+            continue
+
+
+def _keys(task_id: str, master: str) -> dict[str, str]:
+    return {"starts": f"repurpose:starts:{task_id}", "done": f"repurpose:done:{task_id}",
+            "lock": f"repurpose:lock:{master}"}
+
+
+def _render(body: dict[str, Any], keys: dict[str, str], redis: Any, expiry: int,
+            progress: Callable[[float], None] | None) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from pipeline import progress as bar
+    from pipeline import receipts
+    from pipeline.errors import PipelineError
+    from pipeline.model import JobResult
+    from pipeline.render.jobs import render_job
+
+    try:
+        job = _job(body)
+    except PipelineError as exc:
+        return result(JobResult(errors=[exc]))
+    done = {}
+    for path, entry in (redis.hgetall(keys["done"]) or {}).items():
+        path = path.decode() if isinstance(path, bytes) else path
+        done[path] = json.loads(entry)
+    job = replace(job, done=done)
+    _remove_dead_temps(job)
+
+    def written(made: Any) -> None:
+        redis.hset(keys["done"], made.path, receipt(made))
+        redis.expire(keys["done"], expiry)
+
+    last = [0.0]
+
+    def moved(fraction: float) -> None:
+        if progress is not None and time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+            last[0] = time.monotonic()
+            progress(fraction)
+
+    receipts.set_sink(written)
+    bar.set_sink(moved)
+    try:
+        return result(render_job(job))
+    finally:
+        receipts.set_sink(None)
+        bar.set_sink(None)
+
+
+def _job(body: dict[str, Any]) -> Any:
+    """The master's job, planned here as the submitter planned it."""
+    from pipeline.errors import InputError, ShootError
+    from pipeline.model import Asset
+    from pipeline.outputs import load_previous
+    from pipeline.runner import context_of, job_for
+    from pipeline.trust import load_operator
+
+    where = path_map()
+    config = os.environ.get(CONFIG_ENV)
+    operator = load_operator(Path(config) if config else None)
+    path = where(str(body["path"]))
+    if not path.is_file():
+        raise InputError(f"not found on this worker as {path}", path=str(body["label"]),
+                         hint="mount the shared folder on every worker, or map it with "
+                              "repurpose worker --path-map FROM=TO")
+    shoot_dir = where(body["shoot_dir"]) if body.get("shoot_dir") else None
+    asset = Asset(path, str(body["label"]), str(body["stem"]), shoot_dir,
+                  str(body["options_key"]))
+    presets_dirs = [where(p) for p in body["presets_dirs"]]
+    ctx = context_of(shoot_dir, presets_dirs, operator, bool(body["trusted"]))
+    if isinstance(ctx, ShootError):
+        raise ShootError(ctx.problems, path=asset.label, hint=ctx.hint)
+    out_dir = where(str(body["out"]))
+    return job_for(asset, str(body["stem"]), ctx, out_dir, list(body["only"]),
+                   load_previous(out_dir), bool(body["force"]), False,
+                   bool(body["force_captions"]))
+
+
+def _remove_dead_temps(job: Any) -> None:
+    """Temporary outputs of this master left by a worker killed on this machine."""
+    from pipeline.outputs import TEMP_NAME, alive
+
+    prefix = f".{job.stem}."
+    for preset in job.presets:
+        folder = job.out_dir / preset.id
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            match = TEMP_NAME.fullmatch(name)
+            if match and name.startswith(prefix) and not alive(int(match["pid"])):
+                (folder / name).unlink(missing_ok=True)
+
+
+def path_map() -> PathMap:
+    try:
+        pairs = json.loads(os.environ.get(PATH_MAP_ENV, "[]"))
+    except ValueError:
+        pairs = []
+    return PathMap([str(p) for p in pairs] if isinstance(pairs, list) else [])
