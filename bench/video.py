@@ -160,11 +160,28 @@ def run_master(name: str, work: Path, repeat: int, with_moviepy: bool,
     for _ in range(repeat):
         for key, argv_for in cases.items():
             out = Path(tempfile.mkdtemp(prefix="repurpose-vbench-"))
+            timings = out / "timings.jsonl"
+            env = {"REPURPOSE_TIMINGS": str(timings)} if key == "ours" else None
+            (out / "out").mkdir()
             try:
-                samples[key].append(measure(argv_for(out)))
+                samples[key].append(measure(argv_for(out / "out"), env=env))
+                if env:
+                    STAGES.append(stages(timings))
             finally:
                 shutil.rmtree(out, ignore_errors=True)
     return {k: median(v) for k, v in samples.items()}
+
+
+STAGES: list[dict[str, float]] = []     # seconds per stage of each of our runs
+
+
+def stages(path: Path) -> dict[str, float]:
+    """Seconds per stage (analysis, speech, encode) of one render, from its timings."""
+    found: dict[str, float] = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        entry = json.loads(line)
+        found[entry["stage"]] = found.get(entry["stage"], 0.0) + entry["seconds"]
+    return found
 
 
 def main(repeat: int) -> None:
@@ -181,6 +198,14 @@ def main(repeat: int) -> None:
                       f"{s.wall / anchor.wall:7.2f}x")
             print(f"target: repurpose within 1.10x of (a): "
                   f"{results['ours'].wall / anchor.wall:.2f}x")
+            ours = results["ours"].wall
+            spent = {k: sum(s.get(k, 0.0) for s in STAGES) / max(len(STAGES), 1)
+                     for k in ("analysis", "speech", "encode")}
+            STAGES.clear()
+            print(f"where our time goes: analysis {spent['analysis']:.1f} s, speech "
+                  f"{spent['speech']:.1f} s, encode pass {spent['encode']:.1f} s; analysis "
+                  f"plus speech {(spent['analysis'] + spent['speech']) / ours:.0%} of the "
+                  "wall time (target <= 15%)")
         short = run_master("1080p-30s", work, 1, with_moviepy=False, anchors=False)["ours"]
         long = run_master("1080p-120s", work, 1, with_moviepy=False, anchors=False)["ours"]
         print(f"\nmemory, repurpose at 1080p: 30 s master {short.peak_mib:.0f} MiB, "

@@ -32,6 +32,7 @@ from pipeline.subtitles.cues import Cue
 from pipeline.subtitles.files import write_sidecar
 from pipeline.subtitles.plan import cues_of, outputs, subtitle_plan
 from pipeline.subtitles.sources import embedded_cues, find_sidecar, load_cues
+from pipeline.timings import timed
 
 
 def video_job(job: Job) -> JobResult:
@@ -85,9 +86,11 @@ def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
         # The analysis decode also writes the audio that speech-to-text will hear.
         sound = (stack.enter_context(scratch("speech")) / "speech.wav"
                  if listen and _unheard(job, digest) else None)
-        analysis, failure = _analysis(job, info, presets, digest, sound)
+        with timed("analysis", job.asset.label):
+            analysis, failure = _analysis(job, info, presets, digest, sound)
         if listen:
-            cues, origin, trouble = _speech(job, digest, sound)
+            with timed("speech", job.asset.label):
+                cues, origin, trouble = _speech(job, digest, sound)
 
     def plan(preset: Preset) -> list[VideoPlan]:
         plans = plan_video(info, preset, job.choices, source=job.asset.label, stem=job.stem,
@@ -188,8 +191,9 @@ def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> N
     try:
         # An effect's module is looked up in operator folders first (pipeline.trust).
         folders = [Path(f) for f in job.choices.effect_folders]
-        done = encode_all(job.asset.path, [plan for _, plan in todo], temps,
-                          job.asset.label, folders=folders)
+        with timed("encode", job.asset.label):
+            done = encode_all(job.asset.path, [plan for _, plan in todo], temps,
+                              job.asset.label, folders=folders)
     except RenderError as exc:
         all_failed(job, todo, exc, out)
         cleanup(temps)
