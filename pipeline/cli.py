@@ -338,8 +338,9 @@ def _watch_status(ledger: Any) -> None:
 @cli.command()
 @click.option("--broker", required=True, envvar="REPURPOSE_BROKER", metavar="URL",
               help="The Redis URL the submitting machines use (or REPURPOSE_BROKER).")
-@click.option("--queues", default="render", show_default=True,
-              help="Queues to take tasks from, comma-separated.")
+@click.option("--queues", default="render,speech", show_default=True,
+              help="Queues to take tasks from, comma-separated: render, speech "
+                   "(speech-to-text, e.g. on machines of its own).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None,
               help="Masters rendered at once [default: number of cores].")
 @click.option("--path-map", "path_maps", multiple=True, metavar="FROM=TO",

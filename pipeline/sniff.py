@@ -58,6 +58,13 @@ def _head(path: Path) -> bytes:
         os.close(fd)
 
 
+def media_of(path: Path) -> str:
+    """What a file's first bytes say it is ("an MP4 video", "a QuickTime movie"),
+    or "" when they say nothing known."""
+    found = _sniff(_head(path))
+    return found[0] if found else ""
+
+
 def misnamed_media(path: Path) -> str | None:
     """What a file with a sidecar's suffix (.json, .txt, ...) really is when its first
     bytes say photo or movie ("a JPEG photo"), else None."""

@@ -86,8 +86,10 @@ class Worker:
 
     def __init__(self, broker: str, log: Path, *extra: str) -> None:
         self.log_path = log
+        # A cache of its own, as on a machine of its own.
         env = {**os.environ, "PYTHONPATH": str(ROOT),
-               "REPURPOSE_QUEUE_VISIBILITY": str(VISIBILITY_S)}
+               "REPURPOSE_QUEUE_VISIBILITY": str(VISIBILITY_S),
+               "REPURPOSE_CACHE": str(log.with_suffix(".cache"))}
         with log.open("wb") as sink:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "pipeline", "worker", "--broker", broker,
@@ -105,10 +107,10 @@ class Worker:
             assert time.monotonic() < deadline, f"no {text!r} in:\n{self.log()}"
             time.sleep(0.1)
 
-    def tasks(self, word: str) -> list[str]:
-        """Ids of the tasks this worker logged with `word` (received, succeeded)."""
+    def tasks(self, word: str, name: str = "repurpose.render") -> list[str]:
+        """Ids of the `name` tasks this worker logged with `word` (received, succeeded)."""
         return [line.split("[", 1)[1].split("]", 1)[0] for line in self.log().splitlines()
-                if "repurpose.render[" in line and f"] {word}" in line]
+                if f"{name}[" in line and f"] {word}" in line]
 
     def kill(self) -> None:
         """kill -9 of the worker, its pool and their ffmpeg."""

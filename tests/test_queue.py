@@ -34,9 +34,10 @@ def redis_server(tmp_path):
 def workers(tmp_path, redis_server):
     started: list[Worker] = []
 
-    def start(count: int = 1) -> list[Worker]:
+    def start(count: int = 1, *extra: str) -> list[Worker]:
         for _ in range(count):
-            started.append(Worker(redis_server.url, tmp_path / f"worker{len(started)}.log"))
+            started.append(Worker(redis_server.url, tmp_path / f"worker{len(started)}.log",
+                                  *extra))
         return started[-count:]
 
     yield start
@@ -227,3 +228,29 @@ def test_a_watcher_with_a_broker_survives_kill_9(tmp_path, astronaut, redis_serv
     assert {"instagram-reel/clip.mp4", "x-video/clip.mp4", "x-image/IMG_0000.jpg"} <= \
         set(entries)
     assert not [p for p in (inbox / ".repurpose").iterdir() if p.name.startswith("work-")]
+
+
+@pytest.mark.slow
+def test_speech_to_text_runs_on_its_own_queue_and_the_render_takes_its_words(
+        tmp_path, redis_server, workers):
+    (listener,) = workers(1, "--queues", "speech")
+    (renderer,) = workers(1, "--queues", "render")
+    video(tmp_path / "shoot" / "talk.mp4", seconds=4)
+    tool = tmp_path / "asr.py"
+    tool.write_text("import json, sys, wave\nw = wave.open(sys.argv[1])\n"
+                    "print(json.dumps({'segments': [{'start': 0.5, 'end': 2.5,"
+                    " 'text': 'heard on the speech queue'}]}))\n")
+    (tmp_path / "shoot" / "shoot.yaml").write_text(
+        f"speech: {{provider: command, command: [{json.dumps(sys.executable)}, "
+        f"{json.dumps(str(tool))}]}}\n")
+    done = run_cli("render", tmp_path / "shoot", "--out", tmp_path / "out", "-p",
+                   "instagram-reel", "--broker", redis_server.url)
+    assert done.returncode == 0, done.stderr
+    body = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    (reel,) = body["variants"]
+    subtitles = reel["plan"]["subtitles"]
+    assert subtitles["source"] == "speech"
+    assert [c[2] for c in subtitles["cues"]] == ["heard on the speech queue"]
+    assert listener.tasks("succeeded", "repurpose.speech") and \
+        not listener.tasks("received")
+    assert renderer.tasks("succeeded") and not renderer.tasks("received", "repurpose.speech")

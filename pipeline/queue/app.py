@@ -12,8 +12,10 @@ import os
 from typing import Any
 
 RENDER_QUEUE = "render"
-QUEUES = (RENDER_QUEUE,)
+SPEECH_QUEUE = "speech"    # speech-to-text: on machines of its own, or beside renders
+QUEUES = (RENDER_QUEUE, SPEECH_QUEUE)
 TASK = "repurpose.render"
+SPEECH_TASK = "repurpose.speech"
 # Longer than the longest render a worker is allowed (HARD_CAP_S): a message not
 # acknowledged within it is given to another worker, so a shorter one would start
 # a second copy of a render that is still running.
@@ -69,7 +71,7 @@ def settings(broker: str) -> dict[str, Any]:
         # OpenCV can hold on to memory after a huge master.
         "worker_max_tasks_per_child": 50,
         "worker_max_memory_per_child": 2 * 1024 * 1024,        # KiB: 2 GiB
-        "task_routes": {TASK: {"queue": RENDER_QUEUE}},
+        "task_routes": {TASK: {"queue": RENDER_QUEUE}, SPEECH_TASK: {"queue": SPEECH_QUEUE}},
         "task_default_queue": RENDER_QUEUE,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,

@@ -14,7 +14,14 @@ from typing import Any
 
 from pipeline.errors import PipelineError, RenderError, SetupError
 from pipeline.model import Job, JobResult
-from pipeline.queue.app import TASK, make_app, time_limits
+from pipeline.queue.app import (
+    RENDER_QUEUE,
+    SPEECH_QUEUE,
+    SPEECH_TASK,
+    TASK,
+    make_app,
+    time_limits,
+)
 from pipeline.queue.wire import Run, job_result, task
 
 POLL_S = 0.2
@@ -62,7 +69,7 @@ def execute(jobs: Sequence[Job], broker: str, run: Run, take: Take,
             if on_fraction:
                 on_fraction(number, 1.0)
             continue
-        pending[_send(app, task(job, run))] = (number, job)
+        pending[_send(app, task(job, run), _listens(job))] = (number, job)
     while pending:
         for ident in list(pending):
             number, job = pending[ident]
@@ -92,15 +99,35 @@ class _Moving(_Again):
         self.fraction = fraction
 
 
-def _send(app: Any, body: dict[str, Any]) -> str:
-    """Send one master's task (waiting while Redis restarts); returns its id."""
+def _send(app: Any, body: dict[str, Any], speech: bool) -> str:
+    """Send one master's task (waiting while Redis restarts); returns the id of its
+    render. With `speech`, a speech-to-text task on its own queue comes first and
+    hands the render its transcript (a Celery chain)."""
     soft, hard = time_limits(_seconds(body))
     while True:
         try:
-            return str(app.send_task(TASK, args=[body], soft_time_limit=soft,
-                                     time_limit=hard).id)
+            if not speech:
+                return str(app.send_task(TASK, args=[body], soft_time_limit=soft,
+                                         time_limit=hard).id)
+            render = app.signature(TASK, kwargs={"body": body}, queue=RENDER_QUEUE,
+                                   soft_time_limit=soft, time_limit=hard)
+            listen = app.signature(SPEECH_TASK, args=[body], queue=SPEECH_QUEUE,
+                                   soft_time_limit=soft, time_limit=hard)
+            return str((listen | render).apply_async().id)
         except Exception:  # noqa: BLE001 - Redis restarting: wait for it
             time.sleep(1.0)
+
+
+def _listens(job: Job) -> bool:
+    """Whether the master may need speech-to-text: a video (by its first bytes) with
+    a video preset that shows subtitles. The speech task decides for sure."""
+    from pipeline.sniff import media_of
+    from pipeline.subtitles.plan import outputs
+
+    if not any(outputs(p)[0] or outputs(p)[1] for p in job.presets_for("video")):
+        return False
+    kind = media_of(job.asset.path)
+    return "video" in kind or "movie" in kind
 
 
 def _collect(app: Any, ident: str, job: Job) -> JobResult:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.queue.app import RESULT_DAYS, TASK, make_app, visibility
+from pipeline.queue.app import RESULT_DAYS, SPEECH_TASK, TASK, make_app, visibility
 from pipeline.queue.wire import VERSION, PathMap, master_key, receipt, result
 
 MAX_STARTS = 3
@@ -72,9 +73,16 @@ def worker_app(broker: str) -> Any:
     app = make_app(broker)
 
     @app.task(name=TASK, bind=True)  # type: ignore[untyped-decorator]
-    def render(self: Any, body: dict[str, Any]) -> dict[str, Any]:
+    def render(self: Any, first: dict[str, Any],
+               body: dict[str, Any] | None = None) -> dict[str, Any]:
+        # Alone: render(body). After a speech task (a chain): render(its answer, body=...).
+        heard, body = (None, first) if body is None else (first, body)
         return render_task(body, self.request.id, Patient(self.backend.client),
-                           lambda fraction: _progress(self, fraction))
+                           lambda fraction: _progress(self, fraction), heard)
+
+    @app.task(name=SPEECH_TASK)  # type: ignore[untyped-decorator]
+    def speech(body: dict[str, Any]) -> dict[str, Any]:
+        return speech_task(body)
 
     return app
 
@@ -84,8 +92,10 @@ def _progress(task: Any, fraction: float) -> None:
 
 
 def render_task(body: dict[str, Any], task_id: str, redis: Any,
-                progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Render the master of `body`; the answer is wire.result's JSON."""
+                progress: Callable[[float], None] | None = None,
+                heard: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Render the master of `body`; the answer is wire.result's JSON. `heard`: a
+    speech task's answer, whose transcript the render then takes from the cache."""
     from pipeline.errors import ProcessDied, RenderError
     from pipeline.model import JobResult
 
@@ -103,6 +113,7 @@ def render_task(body: dict[str, Any], task_id: str, redis: Any,
             "killed each time); it may crash the decoder or need more memory than a "
             "worker has", path=str(body.get("label")),
             hint="render it alone on a larger machine, or export the master again")]))
+    _remember(heard)
     me = f"{socket.gethostname()}:{os.getpid()}:{task_id}"
     hold = min(LOCK_S, visibility())
     while not redis.set(keys["lock"], me, nx=True, ex=hold):
@@ -228,3 +239,47 @@ def path_map() -> PathMap:
     except ValueError:
         pairs = []
     return PathMap([str(p) for p in pairs] if isinstance(pairs, list) else [])
+
+
+_ENTRY = re.compile(r"[0-9a-f]{64}\.speech-v[0-9]+-[0-9a-f]{16}\.json")
+
+
+def speech_task(body: dict[str, Any]) -> dict[str, Any]:
+    """The master's speech as cues, when its render will need them (a video with
+    sound, a preset showing subtitles, no subtitles of its own); the render task
+    after it takes them. Nothing to hear, or a failure: an empty answer, and the
+    render finds out (and reports) for itself."""
+    from pipeline.errors import PipelineError
+    from pipeline.outputs import sha256_file
+    from pipeline.probe import probe_video
+    from pipeline.render.videojob import given_cues
+    from pipeline.schema import SpeechOptions
+    from pipeline.speech import transcribe
+    from pipeline.speech.providers import transcript_entry
+
+    nothing: dict[str, Any] = {"v": VERSION, "entry": None, "cues": []}
+    try:
+        job = _job(body)
+        info = probe_video(job.asset)
+        digest = sha256_file(job.asset.path)
+        _, _, _, listen = given_cues(job, info, job.presets_for("video"), digest)
+        if not listen:
+            return nothing
+        options = job.choices.speech or SpeechOptions()
+        cues = transcribe(job.asset.path, options, digest, job.asset.label)
+        return {"v": VERSION, "entry": transcript_entry(options, digest),
+                "cues": [c.to_list() for c in cues]}
+    except (PipelineError, OSError):
+        return nothing
+
+
+def _remember(heard: dict[str, Any] | None) -> None:
+    """Put a speech task's transcript where this machine's render looks for it. The
+    name is checked: it comes from Redis, and must not lead out of the cache."""
+    from pipeline.analysis import cache
+
+    if not isinstance(heard, dict) or heard.get("v") != VERSION:
+        return
+    entry, cues = heard.get("entry"), heard.get("cues")
+    if isinstance(entry, str) and _ENTRY.fullmatch(entry) and isinstance(cues, list):
+        cache.store(entry, {"cues": cues})

@@ -54,6 +54,8 @@ def render_job(job: Job) -> JobResult:
     try:
         return _with_captions(job, _render_job(job))
     except Exception as exc:  # noqa: BLE001 - one master's bug must not stop the others
+        if type(exc).__name__ == "SoftTimeLimitExceeded":
+            raise               # a queue task's time limit: the submitter says so
         if isinstance(exc, OSError) and _writing(exc, job.out_dir):
             folder = Path(exc.filename).parent if exc.filename else job.out_dir
             return JobResult(errors=[write_error(exc, f"into {folder}", path=job.asset.label)])

@@ -81,7 +81,7 @@ def _covers(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
 
 def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
               out: JobResult) -> list[tuple[Preset, VideoPlan]]:
-    cues, origin, trouble, listen = _given_cues(job, info, presets, digest)
+    cues, origin, trouble, listen = given_cues(job, info, presets, digest)
     with ExitStack() as stack:
         # The analysis decode also writes the audio that speech-to-text will hear.
         sound = (stack.enter_context(scratch("speech")) / "speech.wav"
@@ -122,7 +122,7 @@ def _analysis(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
 Cues = tuple[list[Cue], str, tuple[str, ...]]      # cues, where from, notes
 
 
-def _given_cues(job: Job, info: VideoInfo, presets: list[Preset], digest: str
+def given_cues(job: Job, info: VideoInfo, presets: list[Preset], digest: str
                 ) -> tuple[list[Cue], str, tuple[str, ...], bool]:
     """The master's subtitles when it brings them: a sidecar beside it, else an
     embedded text stream; else whether its speech must be transcribed (a preset

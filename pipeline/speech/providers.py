@@ -66,13 +66,13 @@ def transcribe(master: Path, options: SpeechOptions, digest: str, label: str,
             raise RenderError(f"speech-to-text ({name}) failed: {exc}", path=label,
                               hint="check speech in shoot.yaml, or put a .srt beside the "
                                    "master") from exc
-    cache.store(_entry(options, digest), {"cues": [c.to_list() for c in cues]})
+    cache.store(transcript_entry(options, digest), {"cues": [c.to_list() for c in cues]})
     return cues
 
 
 def heard(options: SpeechOptions, digest: str) -> list[Cue] | None:
     """The cached transcript of this master with these settings, if there is one."""
-    cached = cache.load(_entry(options, digest))
+    cached = cache.load(transcript_entry(options, digest))
     if cached is None:
         return None
     try:
@@ -92,7 +92,7 @@ def _provider(options: SpeechOptions, label: str = "") -> str:
     return name
 
 
-def _entry(options: SpeechOptions, digest: str) -> str:
+def transcript_entry(options: SpeechOptions, digest: str) -> str:
     settings = options.model_dump(mode="json")
     key = hashlib.sha256(json.dumps([_provider(options), settings], sort_keys=True)
                          .encode()).hexdigest()[:16]

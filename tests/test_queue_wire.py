@@ -1,0 +1,87 @@
+"""The queue's settings, its messages and what a hostile Redis could send back:
+no Redis needed here (tests/test_queue.py runs the real thing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("celery", reason="needs the queue extra: repurpose[queue]")
+
+from pipeline.errors import Problem, ShootError, WriteError  # noqa: E402
+from pipeline.ffmpeg import FfmpegError  # noqa: E402
+from pipeline.model import Check, JobResult, VariantResult  # noqa: E402
+from pipeline.queue.app import HARD_CAP_S, VISIBILITY_S, settings, time_limits  # noqa: E402
+from pipeline.queue.wire import PathMap, job_result, master_key, result  # noqa: E402
+
+
+def test_settings_for_long_renders():
+    conf = settings("redis://127.0.0.1:6379/0")
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1
+    assert conf["accept_content"] == ["json"] == conf["result_accept_content"]
+    assert conf["task_serializer"] == conf["result_serializer"] == "json"
+    assert conf["broker_transport_options"]["visibility_timeout"] == VISIBILITY_S == \
+        conf["result_backend_transport_options"]["visibility_timeout"] == \
+        conf["visibility_timeout"]
+    assert conf["worker_max_tasks_per_child"] and conf["worker_max_memory_per_child"]
+    assert conf["task_routes"]["repurpose.speech"] == {"queue": "speech"}
+
+
+def test_time_limits_follow_the_master_and_stay_inside_the_visibility_timeout():
+    assert time_limits(None) == (570, 600)                  # a photo
+    assert time_limits(60) == (4170, 4200)                  # a minute of video
+    soft, hard = time_limits(10 * 3600)                     # ten hours of it
+    assert hard == HARD_CAP_S < VISIBILITY_S and soft < hard
+
+
+def test_results_travel_with_their_kinds():
+    made = VariantResult("a.jpg", "x-image", "x-image/a.jpg", "rendered", width=1200,
+                         warnings=("w",), checks=(Check("width", True, "1200", "1200"),))
+    errors = [WriteError("disk full", path="a.jpg"),
+              ShootError([Problem("shoot.yaml", 2, "targets", "unknown")], path="b.jpg"),
+              FfmpegError("bad", argv=["ffmpeg", "-i", "x"], stderr_tail="oops", path="c")]
+    back = job_result(result(JobResult([made], errors)))
+    assert back.results == [made]
+    assert [type(e) for e in back.errors] == [WriteError, ShootError, FfmpegError]
+    assert [str(e) for e in back.errors] == [str(e) for e in errors]
+    assert back.errors[1].problems == errors[1].problems          # type: ignore[attr-defined]
+    assert back.errors[2].argv == ["ffmpeg", "-i", "x"]            # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("answer", [None, [], {"v": 99}, {"v": 1, "results": "x"},
+                                    {"v": 1, "results": [{"nope": 1}], "errors": []}])
+def test_an_answer_that_is_not_one_is_refused(answer):
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        job_result(answer)
+
+
+def test_path_map():
+    where = PathMap(["/Volumes/Studio=/mnt/studio", "/Volumes/Studio/raw=/srv/raw"])
+    assert where("/Volumes/Studio/a/b.jpg") == Path("/mnt/studio/a/b.jpg")
+    assert where("/Volumes/Studio/raw/c.mov") == Path("/srv/raw/c.mov")     # longest wins
+    assert where("/Volumes/Studio2/d.jpg") == Path("/Volumes/Studio2/d.jpg")
+    for bad in ("relative=/x", "/x", "/x=relative"):
+        with pytest.raises(ValueError, match="FROM=TO"):
+            PathMap([bad])
+
+
+def test_one_master_into_one_folder_is_one_lock():
+    body = {"out": "/o", "stem": "a", "label": "a.jpg", "force": True}
+    assert master_key(body) == master_key({**body, "force": False})
+    assert master_key(body) != master_key({**body, "out": "/p"})
+
+
+@pytest.mark.parametrize("entry", ["../../etc/cron.d/x", "/tmp/x.json", "a" * 64 + ".json",
+                                   "0" * 64 + ".speech-v1-" + "0" * 16 + ".json/../x"])
+def test_a_transcript_from_redis_cannot_name_a_file_outside_the_cache(tmp_path, monkeypatch,
+                                                                      entry):
+    from pipeline.queue.tasks import _remember
+
+    monkeypatch.setenv("REPURPOSE_CACHE", str(tmp_path / "cache"))
+    _remember({"v": 1, "entry": entry, "cues": [[0, 1, "x", []]]})
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+    good = "0" * 64 + ".speech-v1-" + "0" * 16 + ".json"
+    _remember({"v": 1, "entry": good, "cues": [[0, 1, "x", []]]})
+    assert (tmp_path / "cache" / good).is_file()
