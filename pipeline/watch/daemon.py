@@ -239,9 +239,10 @@ class Watcher:
         out = self.out / path.parent.relative_to(self.inbox)
         try:
             guard(self.inbox, self.out, self.own_output, out)
-            # One master a run: it renders in this thread (jobs only spreads the
-            # masters of one run over processes).
-            report = run([staged], out, self.presets_dirs, jobs=1,
+            # A ZIP's pages are masters of one run: they share this file's part of
+            # the cores (all of them when one file is taken at a time).
+            report = run([staged], out, self.presets_dirs,
+                         jobs=max(1, (os.cpu_count() or 1) // self.jobs),
                          shoot_root=self.inbox, trusted=self.trust_inbox,
                          operator=self.operator, announce=self._announce,
                          aliases={staged: path}, broker=self.broker)
