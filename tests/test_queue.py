@@ -250,7 +250,28 @@ def test_speech_to_text_runs_on_its_own_queue_and_the_render_takes_its_words(
     (reel,) = body["variants"]
     subtitles = reel["plan"]["subtitles"]
     assert subtitles["source"] == "speech"
-    assert [c[2] for c in subtitles["cues"]] == ["heard on the speech queue"]
+    assert [" ".join(c[2].split()) for c in subtitles["cues"]] == ["heard on the speech queue"]
     assert listener.tasks("succeeded", "repurpose.speech") and \
         not listener.tasks("received")
     assert renderer.tasks("succeeded") and not renderer.tasks("received", "repurpose.speech")
+
+
+@pytest.mark.slow
+def test_a_worker_reads_and_writes_through_its_path_map(tmp_path, astronaut, redis_server):
+    """The worker's mount is elsewhere: it reads the master and writes the outputs
+    under the mapped folder, never the submitter's own path."""
+    here, there = tmp_path / "studio", tmp_path / "mnt" / "studio"
+    photos(here / "shoot", astronaut, 1)
+    photos(there / "shoot", astronaut, 1)                # the same files, seen elsewhere
+    worker = Worker(redis_server.url, tmp_path / "mapped.log", "--path-map",
+                    f"{here}={there}")
+    try:
+        done = run_cli("render", here / "shoot", "--out", here / "out", "-p", "x-image",
+                       "--broker", redis_server.url)
+    finally:
+        worker.stop()
+    assert done.returncode == 0, done.stderr
+    assert (there / "out" / "x-image" / "IMG_0000.jpg").is_file()
+    assert not (here / "out" / "x-image").exists()
+    (entry,) = json.loads((here / "out" / "manifest.json").read_text())["variants"]
+    assert entry["sha256"] == sha256_file(there / "out" / "x-image" / "IMG_0000.jpg")
