@@ -62,19 +62,20 @@ def execute(jobs: Sequence[Job], broker: str, run: Run, take: Take,
     """Render every job on the queue (ZIP members with `local`), handing each
     result to `take` as it arrives; progress comes from the workers' reports."""
     app = connect(broker)
-    pending: dict[str, tuple[int, Job]] = {}
+    pending: dict[str, tuple[int, Job, str | None]] = {}
     for number, job in enumerate(jobs):
         if job.asset.group is not None:         # extracted from a ZIP, on this machine only
             take(local(job))
             if on_fraction:
                 on_fraction(number, 1.0)
             continue
-        pending[_send(app, task(job, run), _listens(job))] = (number, job)
+        ident, before = _send(app, task(job, run), _listens(job))
+        pending[ident] = (number, job, before)
     while pending:
         for ident in list(pending):
-            number, job = pending[ident]
+            number, job, before = pending[ident]
             try:
-                outcome = _collect(app, ident, job)
+                outcome = _collect(app, ident, job, before)
             except _Moving as moving:
                 if on_fraction:
                     on_fraction(number, moving.fraction)
@@ -99,21 +100,22 @@ class _Moving(_Again):
         self.fraction = fraction
 
 
-def _send(app: Any, body: dict[str, Any], speech: bool) -> str:
+def _send(app: Any, body: dict[str, Any], speech: bool) -> tuple[str, str | None]:
     """Send one master's task (waiting while Redis restarts); returns the id of its
-    render. With `speech`, a speech-to-text task on its own queue comes first and
-    hands the render its transcript (a Celery chain)."""
+    render and of the task before it. With `speech`, a speech-to-text task on its
+    own queue comes first and hands the render its transcript (a Celery chain)."""
     soft, hard = time_limits(_seconds(body))
     while True:
         try:
             if not speech:
                 return str(app.send_task(TASK, args=[body], soft_time_limit=soft,
-                                         time_limit=hard).id)
+                                         time_limit=hard).id), None
             render = app.signature(TASK, kwargs={"body": body}, queue=RENDER_QUEUE,
                                    soft_time_limit=soft, time_limit=hard)
             listen = app.signature(SPEECH_TASK, args=[body], queue=SPEECH_QUEUE,
                                    soft_time_limit=soft, time_limit=hard)
-            return str((listen | render).apply_async().id)
+            sent = (listen | render).apply_async()
+            return str(sent.id), str(sent.parent.id)
         except Exception:  # noqa: BLE001 - Redis restarting: wait for it
             time.sleep(1.0)
 
@@ -130,11 +132,18 @@ def _listens(job: Job) -> bool:
     return "video" in kind or "movie" in kind
 
 
-def _collect(app: Any, ident: str, job: Job) -> JobResult:
+def _collect(app: Any, ident: str, job: Job, before: str | None = None) -> JobResult:
     label = job.asset.label
     handle = app.AsyncResult(ident)
     try:
         state = handle.state
+        if state == "PENDING" and before and app.AsyncResult(before).state == "FAILURE":
+            # The speech task died (its worker's hard time limit): the render after
+            # it is never sent.
+            return JobResult(errors=[RenderError(
+                "speech-to-text failed on its worker, so the render was not started",
+                path=label, hint="see the speech worker's log; put a .srt beside the "
+                                 "master to render without it")])
         if state == "PROGRESS":
             info = handle.info if isinstance(handle.info, dict) else {}
             raise _Moving(float(info.get("fraction", 0.0)))

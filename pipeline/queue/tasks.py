@@ -247,8 +247,8 @@ _ENTRY = re.compile(r"[0-9a-f]{64}\.speech-v[0-9]+-[0-9a-f]{16}\.json")
 def speech_task(body: dict[str, Any]) -> dict[str, Any]:
     """The master's speech as cues, when its render will need them (a video with
     sound, a preset showing subtitles, no subtitles of its own); the render task
-    after it takes them. Nothing to hear, or a failure: an empty answer, and the
-    render finds out (and reports) for itself."""
+    after it takes them. Nothing to hear, or any failure (its time limit too): an
+    empty answer, and the render finds out (and reports) for itself."""
     from pipeline.errors import PipelineError
     from pipeline.outputs import sha256_file
     from pipeline.probe import probe_video
@@ -270,6 +270,8 @@ def speech_task(body: dict[str, Any]) -> dict[str, Any]:
         return {"v": VERSION, "entry": transcript_entry(options, digest),
                 "cues": [c.to_list() for c in cues]}
     except (PipelineError, OSError):
+        return nothing
+    except Exception:  # noqa: BLE001 - a failed link would leave its render unsent for good
         return nothing
 
 
