@@ -97,7 +97,7 @@ def _port() -> int:
 class Queue:
     """A throwaway redis-server and two workers of one process each."""
 
-    def __init__(self) -> None:
+    def __init__(self, presets: Path) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="repurpose-burst-redis-"))
         self.port = _port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -112,7 +112,8 @@ class Queue:
             log = (self.folder / f"worker{n}.log").open("wb")
             self.workers.append(subprocess.Popen(
                 [sys.executable, "-m", "pipeline", "worker", "--broker", self.url,
-                 "--concurrency", "1"], stdout=log, stderr=subprocess.STDOUT, env=env,
+                 "--concurrency", "1", "--presets-dir", str(presets)], stdout=log,
+                stderr=subprocess.STDOUT, env=env,
                 start_new_session=True))
         deadline = time.monotonic() + 60
         while not all("ready." in (self.folder / f"worker{n}.log").read_text(errors="replace")
@@ -148,7 +149,7 @@ def main(repeat: int) -> None:
     if shutil.which("redis-server"):
         try:
             import celery  # noqa: F401
-            queue = Queue()
+            queue = Queue(presets)
         except ImportError:
             print("burst: the queue extra is not installed; the broker case is skipped")
     else:

@@ -346,29 +346,45 @@ def _watch_status(ledger: Any) -> None:
 @click.option("--path-map", "path_maps", multiple=True, metavar="FROM=TO",
               help="A path under FROM on the submitting machine is under TO here "
                    "(repeatable; where the shared folder is mounted elsewhere).")
+@_presets_dir
 @_config
+@click.option("--trust-shoots", is_flag=True,
+              help="Honour the privileged settings (programs, hosts, effects) of a "
+                   "shoot.yaml the submitter trusts (render of its own folder, watch "
+                   "--trust-inbox). Only when whoever can write to the broker may run "
+                   "programs on this machine.")
 @_errors_to_exit
 def worker(broker: str, queues: str, concurrency: int | None, path_maps: tuple[str, ...],
-           config: Path | None) -> None:
+           presets_dirs: tuple[Path, ...], config: Path | None, trust_shoots: bool) -> None:
     """Render masters sent by `render --broker` or `watch --broker` on other machines.
 
     Runs until SIGTERM, which lets the renders in progress finish (a second
     SIGTERM or SIGQUIT stops at once; their masters are then delivered to
     another worker). The masters, shoot.yaml files and output folders must be
-    on a shared mount; presets and --config are this machine's own."""
+    on a shared mount; presets (--presets-dir) and --config are this machine's own,
+    and a shoot.yaml's privileged settings are refused unless --trust-shoots."""
     from pipeline.queue.app import QUEUES
     from pipeline.queue.remote import connect
-    from pipeline.queue.tasks import CONFIG_ENV, PATH_MAP_ENV, worker_app
+    from pipeline.queue.tasks import (
+        CONFIG_ENV,
+        PATH_MAP_ENV,
+        PRESETS_ENV,
+        TRUST_ENV,
+        worker_app,
+    )
     from pipeline.queue.wire import PathMap
+    from pipeline.shoot import load_shoot
     from pipeline.trust import load_operator
 
     try:
         PathMap(path_maps)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    load_operator(config)                   # a bad --config: exit 2 now
+    load_shoot(None, list(presets_dirs), load_operator(config))   # bad ones: exit 2 now
     connect(broker)
     os.environ[PATH_MAP_ENV] = json.dumps(list(path_maps))
+    os.environ[PRESETS_ENV] = json.dumps([str(p.absolute()) for p in presets_dirs])
+    os.environ[TRUST_ENV] = "1" if trust_shoots else "0"
     if config:
         os.environ[CONFIG_ENV] = str(config.absolute())
     names = [q.strip() for q in queues.split(",") if q.strip()]

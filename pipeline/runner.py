@@ -200,7 +200,7 @@ def run(sources: Sequence[Path], out_dir: Path, presets_dirs: Sequence[Path] = (
     for, whose label, shoot.yaml and output names it takes. With `broker` (a
     Redis URL), each master is rendered by a queue worker (pipeline.queue)."""
     previous = load_previous(out_dir)
-    if not dry_run:
+    if not dry_run and not broker:      # a worker elsewhere may be writing one now
         remove_stale_temps(out_dir)
     planned = plan_jobs(sources, out_dir, presets_dirs, only, force, dry_run, previous,
                         force_captions, shoot_root, trusted, operator, aliases=aliases)

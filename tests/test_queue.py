@@ -125,7 +125,9 @@ def test_a_worker_killed_mid_encode_leaves_its_master_to_the_other_once(tmp_path
     assert sorted(entries) == ["instagram-reel/clip.mp4", "x-video/clip.mp4"]
     (task,) = victim.tasks("received")
     assert victim.tasks("succeeded") == [] and other.tasks("succeeded") == [task]
-    assert starts(redis_server) == {task: 2}            # one kill, one redelivery
+    assert starts(redis_server)[task] == 2              # one kill, one redelivery
+    # (its speech-to-text task, before it in the chain, started once)
+    assert sorted(starts(redis_server).values()) == [1, 2]
 
 
 def test_a_task_delivered_again_writes_no_variant_twice(tmp_path, astronaut, redis_server,
@@ -233,8 +235,10 @@ def test_a_watcher_with_a_broker_survives_kill_9(tmp_path, astronaut, redis_serv
 @pytest.mark.slow
 def test_speech_to_text_runs_on_its_own_queue_and_the_render_takes_its_words(
         tmp_path, redis_server, workers):
-    (listener,) = workers(1, "--queues", "speech")
-    (renderer,) = workers(1, "--queues", "render")
+    # The shoot's speech command is a privileged setting: workers honour it only
+    # when started with --trust-shoots (and the submitter trusts the folder).
+    (listener,) = workers(1, "--queues", "speech", "--trust-shoots")
+    (renderer,) = workers(1, "--queues", "render", "--trust-shoots")
     video(tmp_path / "shoot" / "talk.mp4", seconds=4)
     tool = tmp_path / "asr.py"
     tool.write_text("import json, sys, wave\nw = wave.open(sys.argv[1])\n"
@@ -275,3 +279,19 @@ def test_a_worker_reads_and_writes_through_its_path_map(tmp_path, astronaut, red
     assert not (here / "out" / "x-image").exists()
     (entry,) = json.loads((here / "out" / "manifest.json").read_text())["variants"]
     assert entry["sha256"] == sha256_file(there / "out" / "x-image" / "IMG_0000.jpg")
+
+
+@pytest.mark.slow
+def test_a_worker_refuses_privileged_settings_unless_it_trusts_shoots(tmp_path, redis_server,
+                                                                      workers, astronaut):
+    """A task cannot make a worker run a shoot.yaml's program (a forged one could say
+    the folder is trusted): without --trust-shoots the master fails with the key."""
+    workers(1)
+    photos(tmp_path / "shoot", astronaut, 1)
+    (tmp_path / "shoot" / "shoot.yaml").write_text(
+        "speech: {provider: command, command: [/bin/sh, -c, 'touch pwned']}\n")
+    done = run_cli("render", tmp_path / "shoot", "--out", tmp_path / "out", "-p", "x-image",
+                   "--broker", redis_server.url)
+    assert done.returncode == 1, done.stderr
+    assert "speech.command" in done.stderr or "speech" in done.stderr, done.stderr
+    assert not (tmp_path / "out" / "x-image").exists()

@@ -74,14 +74,43 @@ def test_one_master_into_one_folder_is_one_lock():
 
 
 @pytest.mark.parametrize("entry", ["../../etc/cron.d/x", "/tmp/x.json", "a" * 64 + ".json",
-                                   "0" * 64 + ".speech-v1-" + "0" * 16 + ".json/../x"])
-def test_a_transcript_from_redis_cannot_name_a_file_outside_the_cache(tmp_path, monkeypatch,
-                                                                      entry):
+                                   "0" * 64 + ".speech-v1-" + "0" * 16 + ".json/../x",
+                                   "0" * 64 + ".speech-v1-" + "0" * 16 + ".json"])
+def test_a_transcript_from_redis_is_kept_only_under_this_masters_name(tmp_path, monkeypatch,
+                                                                      astronaut, entry):
+    """A speech answer comes through Redis: only a transcript named for this master
+    and these speech settings, with cues of the right shape, reaches the cache."""
+    from pipeline.outputs import sha256_file
     from pipeline.queue.tasks import _remember
+    from pipeline.runner import plan_jobs
+    from pipeline.schema import SpeechOptions
+    from pipeline.speech.providers import transcript_entry
 
     monkeypatch.setenv("REPURPOSE_CACHE", str(tmp_path / "cache"))
-    _remember({"v": 1, "entry": entry, "cues": [[0, 1, "x", []]]})
+    master = tmp_path / "a.jpg"
+    astronaut.save(master)
+    (job,) = plan_jobs([master], tmp_path / "out", (), ["x-image"]).jobs
+    cue = [0, 1000, "x", [[0, 500, "x"]]]
+    _remember({"v": 1, "entry": entry, "cues": [cue]}, job)
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
-    good = "0" * 64 + ".speech-v1-" + "0" * 16 + ".json"
-    _remember({"v": 1, "entry": good, "cues": [[0, 1, "x", []]]})
+    good = transcript_entry(SpeechOptions(), sha256_file(master))
+    _remember({"v": 1, "entry": good, "cues": [[0, 1, 2, 3]]}, job)      # not cues
+    assert not (tmp_path / "cache" / good).exists()
+    _remember({"v": 1, "entry": good, "cues": [cue]}, job)
     assert (tmp_path / "cache" / good).is_file()
+
+
+def test_a_path_map_from_the_root():
+    assert PathMap(["/=/mnt/root"])("/home/x/a.jpg") == Path("/mnt/root/home/x/a.jpg")
+
+
+def test_a_forged_error_without_its_problems_still_reads():
+    from pipeline.errors import ConfigError
+
+    (error,) = job_result({"v": 1, "results": [], "errors": [
+        {"kind": "ConfigError", "message": "bad", "path": "a", "preset": None,
+         "hint": None}]}).errors
+    assert isinstance(error, ConfigError) and "bad" in str(error)
+    with pytest.raises(ValueError):
+        job_result({"v": 1, "results": [{"source": "a", "preset": None, "path": "p",
+                                          "status": "rendered"}], "errors": []})

@@ -8,6 +8,7 @@ see the README).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,6 +26,19 @@ from pipeline.queue.app import (
 from pipeline.queue.wire import Run, job_result, task
 
 POLL_S = 0.2
+
+
+def _down() -> tuple[type[BaseException], ...]:
+    """The errors that mean "Redis is not answering now" (waited out); any other
+    error is a real failure, reported, never retried for ever."""
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import ConnectionError as Refused
+    from redis.exceptions import TimeoutError as Slow
+
+    return (OperationalError, Refused, Slow, ConnectionError, TimeoutError)
+
+
+DOWN = _down()
 Take = Callable[[JobResult], None]
 Fraction = Callable[[int, float], None]
 
@@ -116,7 +130,7 @@ def _send(app: Any, body: dict[str, Any], speech: bool) -> tuple[str, str | None
                                    soft_time_limit=soft, time_limit=hard)
             sent = (listen | render).apply_async()
             return str(sent.id), str(sent.parent.id)
-        except Exception:  # noqa: BLE001 - Redis restarting: wait for it
+        except DOWN:                    # Redis restarting: wait for it
             time.sleep(1.0)
 
 
@@ -146,14 +160,22 @@ def _collect(app: Any, ident: str, job: Job, before: str | None = None) -> JobRe
                                  "master to render without it")])
         if state == "PROGRESS":
             info = handle.info if isinstance(handle.info, dict) else {}
-            raise _Moving(float(info.get("fraction", 0.0)))
+            try:
+                fraction = float(info.get("fraction", 0.0))
+            except (TypeError, ValueError):
+                fraction = 0.0
+            raise _Moving(min(max(fraction, 0.0), 1.0) if math.isfinite(fraction) else 0.0)
         if state not in ("SUCCESS", "FAILURE"):
             raise _Again()
         answer = handle.get(propagate=False, timeout=10)
     except _Again:
         raise
-    except Exception:  # noqa: BLE001 - Redis went away between two questions
+    except DOWN:                        # Redis went away between two questions
         raise _Again() from None
+    except Exception as exc:  # noqa: BLE001 - an answer Celery cannot read (forged, foreign)
+        return JobResult(errors=[RenderError(
+            f"the worker's answer cannot be read: {type(exc).__name__}: {exc}", path=label,
+            hint="run the same repurpose version on every machine; see the worker's log")])
     if state == "FAILURE":
         return JobResult(errors=[_failure(answer, label)])
     try:

@@ -38,6 +38,8 @@ LOCK_S = 60                # a lock not renewed this long belongs to a worker th
 LOCK_POLL_S = 1.0
 PATH_MAP_ENV = "REPURPOSE_PATH_MAP"          # JSON list of FROM=TO, set by `repurpose worker`
 CONFIG_ENV = "REPURPOSE_WORKER_CONFIG"       # the worker's --config file
+PRESETS_ENV = "REPURPOSE_WORKER_PRESETS"     # JSON list of the worker's --presets-dir
+TRUST_ENV = "REPURPOSE_WORKER_TRUSTS"        # "1": --trust-shoots was given
 PROGRESS_EVERY_S = 1.0
 OUTAGE_S = 300.0           # how long a task waits for Redis to come back
 
@@ -80,15 +82,20 @@ def worker_app(broker: str) -> Any:
         return render_task(body, self.request.id, Patient(self.backend.client),
                            lambda fraction: _progress(self, fraction), heard)
 
-    @app.task(name=SPEECH_TASK)  # type: ignore[untyped-decorator]
-    def speech(body: dict[str, Any]) -> dict[str, Any]:
-        return speech_task(body)
+    @app.task(name=SPEECH_TASK, bind=True)  # type: ignore[untyped-decorator]
+    def speech(self: Any, body: dict[str, Any]) -> dict[str, Any]:
+        return speech_task(body, self.request.id, Patient(self.backend.client))
 
     return app
 
 
 def _progress(task: Any, fraction: float) -> None:
-    task.update_state(state="PROGRESS", meta={"fraction": round(fraction, 3)})
+    """Progress for the submitter's bar; a Redis that is away meanwhile never fails
+    the render (this runs inside ffmpeg's progress reader)."""
+    try:
+        task.update_state(state="PROGRESS", meta={"fraction": round(fraction, 3)})
+    except Exception:  # noqa: BLE001 - only the bar misses a step
+        return
 
 
 def render_task(body: dict[str, Any], task_id: str, redis: Any,
@@ -113,7 +120,6 @@ def render_task(body: dict[str, Any], task_id: str, redis: Any,
             "killed each time); it may crash the decoder or need more memory than a "
             "worker has", path=str(body.get("label")),
             hint="render it alone on a larger machine, or export the master again")]))
-    _remember(heard)
     me = f"{socket.gethostname()}:{os.getpid()}:{task_id}"
     hold = min(LOCK_S, visibility())
     while not redis.set(keys["lock"], me, nx=True, ex=hold):
@@ -123,20 +129,26 @@ def render_task(body: dict[str, Any], task_id: str, redis: Any,
                              daemon=True)
     heart.start()
     try:
-        return _render(body, keys, redis, expiry, progress)
+        return _render(body, keys, redis, expiry, progress, heard)
     finally:
         beat.set()
         heart.join()
-        if redis.get(keys["lock"]) in (me, me.encode()):
-            redis.delete(keys["lock"])
+        redis.eval(RELEASE, 1, keys["lock"], me)
+
+
+# Compare-and-act on the lock in one step (Redis runs a script atomically): another
+# worker's lock, taken after ours lapsed, is never extended or removed by us.
+RELEASE = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+           "return redis.call('del', KEYS[1]) else return 0 end")
+RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+         "return redis.call('expire', KEYS[1], ARGV[2]) else return 0 end")
 
 
 def _keep(redis: Any, key: str, me: str, hold: int, stop: threading.Event) -> None:
     """Hold the lock while the render runs; a killed worker's lock lapses in `hold` s."""
     while not stop.wait(hold / 4):
         try:
-            if redis.get(key) in (me, me.encode()):
-                redis.expire(key, hold)
+            redis.eval(RENEW, 1, key, me, hold)
         except Exception:  # noqa: BLE001 - Redis restarting: the next beat tries again
             continue
 
@@ -147,7 +159,8 @@ def _keys(task_id: str, master: str) -> dict[str, str]:
 
 
 def _render(body: dict[str, Any], keys: dict[str, str], redis: Any, expiry: int,
-            progress: Callable[[float], None] | None) -> dict[str, Any]:
+            progress: Callable[[float], None] | None,
+            heard: dict[str, Any] | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
     from pipeline import progress as bar
@@ -162,9 +175,14 @@ def _render(body: dict[str, Any], keys: dict[str, str], redis: Any, expiry: int,
         return result(JobResult(errors=[exc]))
     done = {}
     for path, entry in (redis.hgetall(keys["done"]) or {}).items():
-        path = path.decode() if isinstance(path, bytes) else path
-        done[path] = json.loads(entry)
+        try:
+            found = json.loads(entry)
+        except ValueError:
+            continue                    # not a receipt of ours: that variant is rendered
+        if isinstance(found, dict):
+            done[path.decode() if isinstance(path, bytes) else str(path)] = found
     job = replace(job, done=done)
+    _remember(heard, job)
     _remove_dead_temps(job)
 
     def written(made: Any) -> None:
@@ -197,6 +215,10 @@ def _job(body: dict[str, Any]) -> Any:
 
     where = path_map()
     config = os.environ.get(CONFIG_ENV)
+    # The worker's own presets and trust: a task names neither (a preset may run an
+    # effect, a trusted shoot.yaml a program).
+    presets_dirs = [Path(p) for p in json.loads(os.environ.get(PRESETS_ENV, "[]"))]
+    trusted = bool(body.get("trusted")) and os.environ.get(TRUST_ENV) == "1"
     operator = load_operator(Path(config) if config else None)
     path = where(str(body["path"]))
     if not path.is_file():
@@ -206,8 +228,7 @@ def _job(body: dict[str, Any]) -> Any:
     shoot_dir = where(body["shoot_dir"]) if body.get("shoot_dir") else None
     asset = Asset(path, str(body["label"]), str(body["stem"]), shoot_dir,
                   str(body["options_key"]))
-    presets_dirs = [where(p) for p in body["presets_dirs"]]
-    ctx = context_of(shoot_dir, presets_dirs, operator, bool(body["trusted"]))
+    ctx = context_of(shoot_dir, presets_dirs, operator, trusted)
     if isinstance(ctx, ShootError):
         raise ShootError(ctx.problems, path=asset.label, hint=ctx.hint)
     out_dir = where(str(body["out"]))
@@ -217,19 +238,20 @@ def _job(body: dict[str, Any]) -> Any:
 
 
 def _remove_dead_temps(job: Any) -> None:
-    """Temporary outputs of this master left by a worker killed on this machine."""
+    """Temporary files of exactly this master's outputs (`.{name}.{pid}.part` and
+    their side files) left by a worker killed on this machine."""
     from pipeline.outputs import TEMP_NAME, alive
 
-    prefix = f".{job.stem}."
     for preset in job.presets:
         folder = job.out_dir / preset.id
+        mine = re.compile(re.escape(job.stem) + r"(\.part[0-9]+)?\.[A-Za-z0-9]+(\..+)?")
         try:
             names = os.listdir(folder)
         except OSError:
             continue
         for name in names:
             match = TEMP_NAME.fullmatch(name)
-            if match and name.startswith(prefix) and not alive(int(match["pid"])):
+            if match and mine.fullmatch(match["name"]) and not alive(int(match["pid"])):
                 (folder / name).unlink(missing_ok=True)
 
 
@@ -244,7 +266,8 @@ def path_map() -> PathMap:
 _ENTRY = re.compile(r"[0-9a-f]{64}\.speech-v[0-9]+-[0-9a-f]{16}\.json")
 
 
-def speech_task(body: dict[str, Any]) -> dict[str, Any]:
+def speech_task(body: dict[str, Any], task_id: str = "", redis: Any = None
+                ) -> dict[str, Any]:
     """The master's speech as cues, when its render will need them (a video with
     sound, a preset showing subtitles, no subtitles of its own); the render task
     after it takes them. Nothing to hear, or any failure (its time limit too): an
@@ -258,6 +281,12 @@ def speech_task(body: dict[str, Any]) -> dict[str, Any]:
     from pipeline.speech.providers import transcript_entry
 
     nothing: dict[str, Any] = {"v": VERSION, "entry": None, "cues": []}
+    if redis is not None and task_id:
+        key = f"repurpose:starts:{task_id}"
+        started = int(redis.incr(key))
+        redis.expire(key, RESULT_DAYS * 86400)
+        if started > MAX_STARTS:         # it killed its worker each time: the render tries
+            return nothing
     try:
         job = _job(body)
         info = probe_video(job.asset)
@@ -275,13 +304,36 @@ def speech_task(body: dict[str, Any]) -> dict[str, Any]:
         return nothing
 
 
-def _remember(heard: dict[str, Any] | None) -> None:
-    """Put a speech task's transcript where this machine's render looks for it. The
-    name is checked: it comes from Redis, and must not lead out of the cache."""
+def _remember(heard: dict[str, Any] | None, job: Any) -> None:
+    """Put a speech task's transcript where this machine's render looks for it: only
+    under the name this master and its speech settings give, and only cues of the
+    right shape (the answer came through Redis)."""
     from pipeline.analysis import cache
+    from pipeline.outputs import sha256_file
+    from pipeline.schema import SpeechOptions
+    from pipeline.speech.providers import transcript_entry
 
     if not isinstance(heard, dict) or heard.get("v") != VERSION:
         return
     entry, cues = heard.get("entry"), heard.get("cues")
-    if isinstance(entry, str) and _ENTRY.fullmatch(entry) and isinstance(cues, list):
+    if not (isinstance(entry, str) and _ENTRY.fullmatch(entry) and isinstance(cues, list)
+            and all(_cue(c) for c in cues)):
+        return
+    try:
+        expected = transcript_entry(job.choices.speech or SpeechOptions(),
+                                    sha256_file(job.asset.path))
+    except Exception:  # noqa: BLE001 - no provider, an unreadable master: the render says
+        return
+    if entry == expected:
         cache.store(entry, {"cues": cues})
+
+
+def _cue(item: Any) -> bool:
+    """[start ms, end ms, text, [[start, end, word], ...]]"""
+    if not (isinstance(item, list) and len(item) == 4):
+        return False
+    start, end, text, words = item
+    return (isinstance(start, int) and isinstance(end, int) and isinstance(text, str)
+            and isinstance(words, list) and all(
+                isinstance(w, list) and len(w) == 3 and isinstance(w[0], int)
+                and isinstance(w[1], int) and isinstance(w[2], str) for w in words))

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError, Problem
+from pipeline.errors import ConfigError, PipelineError, Problem, ShootError
 from pipeline.model import Check, Job, JobResult, VariantResult
 
 VERSION = 1
@@ -64,7 +64,8 @@ class PathMap:
     def __call__(self, path: str) -> Path:
         for source, target in self.pairs:
             if path == source or path.startswith(source.rstrip("/") + "/"):
-                return Path(target + path[len(source):])
+                rest = path[len(source.rstrip("/")):].lstrip("/")
+                return Path(target) / rest if rest else Path(target)
         return Path(path)
 
 
@@ -90,11 +91,20 @@ def job_result(body: Mapping[str, Any]) -> JobResult:
     """A worker's answer; anything that is not one is a RenderError of the master."""
     if not isinstance(body, Mapping) or body.get("v") != VERSION:
         raise ValueError("not a result of this version of repurpose")
+    for name in ("results", "errors"):
+        listed = body.get(name)
+        if not isinstance(listed, list) or not all(isinstance(e, Mapping) for e in listed):
+            raise ValueError(f"its {name} are not a list of objects")
     return JobResult([variant(r) for r in body["results"]],
                      [rebuilt(e) for e in body["errors"]])
 
 
 def variant(entry: Mapping[str, Any]) -> VariantResult:
+    """A variant's result as the worker sent it, its types checked: it came through
+    Redis, and the manifest sorts and prints these fields."""
+    for name in ("source", "preset", "path", "status"):
+        if not isinstance(entry.get(name), str):
+            raise ValueError(f"a variant's {name} is not text")
     fields = dict(entry)
     fields["warnings"] = tuple(fields.get("warnings") or ())
     fields["checks"] = tuple(Check(**c) for c in fields.get("checks") or ())
@@ -121,8 +131,11 @@ def rebuilt(body: Mapping[str, Any]) -> PipelineError:
     exc = kind.__new__(kind)
     PipelineError.__init__(exc, str(body.get("message")), path=body.get("path"),
                            preset=body.get("preset"), hint=body.get("hint"))
-    if isinstance(body.get("problems"), list):
-        exc.problems = [Problem(**p) for p in body["problems"]]  # type: ignore[attr-defined]
+    raw = body.get("problems")
+    if isinstance(raw, list) or issubclass(kind, (ConfigError, ShootError)):
+        listed = raw if isinstance(raw, list) else []
+        problems = [Problem(**p) for p in listed if isinstance(p, dict)]
+        exc.problems = problems or [Problem("", None, "", exc.message)]  # type: ignore[attr-defined]
     for name in ("argv", "stderr_tail"):
         if name in body:
             setattr(exc, name, body[name])

@@ -382,7 +382,8 @@ class Watcher:
         if back:
             log(f"{back} file(s) left rendering by a crash are pending again")
         if self.out.is_dir() and not self.out.is_symlink():
-            remove_stale_temps(self.out)
+            if not self.broker:             # with workers elsewhere, theirs are not ours
+                remove_stale_temps(self.out)
             relabel_all(self.inbox, self.out)
         remove_stale(self.inbox)
 
