@@ -358,9 +358,9 @@ def worker(broker: str, queues: str, concurrency: int | None, path_maps: tuple[s
            presets_dirs: tuple[Path, ...], config: Path | None, trust_shoots: bool) -> None:
     """Render masters sent by `render --broker` or `watch --broker` on other machines.
 
-    Runs until SIGTERM, which lets the renders in progress finish (a second
-    SIGTERM or SIGQUIT stops at once; their masters are then delivered to
-    another worker). The masters, shoot.yaml files and output folders must be
+    Runs until SIGTERM, which lets the renders in progress finish (Celery's warm
+    shutdown); SIGQUIT stops at once, and their masters are then delivered to
+    another worker. The masters, shoot.yaml files and output folders must be
     on a shared mount; presets (--presets-dir) and --config are this machine's own,
     and a shoot.yaml's privileged settings are refused unless --trust-shoots."""
     from pipeline.queue.app import QUEUES
