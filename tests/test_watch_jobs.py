@@ -141,3 +141,27 @@ def test_each_slot_has_its_own_private_copy_folder(tmp_path):
 
     names = [Workspace(tmp_path, slot).name for slot in range(3)]
     assert len(set(names)) == 3 and all(WORK.fullmatch(n) for n in names)
+
+
+def test_a_broker_that_goes_away_pauses_the_watcher_and_costs_no_attempt(tmp_path, astronaut,
+                                                                       monkeypatch, capsys):
+    from pipeline.queue.remote import BrokerUnreachable
+    from pipeline.watch import Watcher
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "shoot.yaml").write_text("targets: [x-image]\n")
+    astronaut.save(inbox / "a.jpg", quality=90)
+
+    def away(*args, **kwargs):
+        raise BrokerUnreachable("cannot reach the broker redis://127.0.0.1:1/0: refused",
+                                hint="start Redis there")
+
+    monkeypatch.setattr("pipeline.runner.run", away)
+    watcher = Watcher(inbox, None, [], settle=0.1, jobs=1, broker="redis://127.0.0.1:1/0")
+    watcher.take(inbox / "a.jpg")
+    row = watcher.ledger.get("a.jpg")
+    assert (row["state"], row["attempts"]) == ("pending", 0)
+    assert watcher.paused_until > 0 and (inbox / "a.jpg").exists()
+    assert "cannot reach the broker" in capsys.readouterr().err
+    assert not (inbox / "Failed").exists() or not any((inbox / "Failed").iterdir())

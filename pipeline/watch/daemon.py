@@ -121,7 +121,12 @@ class Watcher:
             self._take(path, key, work or self.spare[0])
         except (WriteError, LedgerError, SetupError) as exc:
             with self.lock:
-                self.ledger.set(key, state="pending", error=str(exc))
+                fields: dict[str, Any] = {}
+                row = self.ledger.get(key) if isinstance(exc, SetupError) else None
+                if row is not None and row["state"] == "rendering":
+                    # The broker went away, not the master: the attempt is given back.
+                    fields["attempts"] = max(0, (row["attempts"] or 1) - 1)
+                self.ledger.set(key, state="pending", error=str(exc), **fields)
                 self._pause(key, exc)
         except sqlite3.Error as exc:        # a ledger changed under us: one line, no traceback
             with self.lock:
