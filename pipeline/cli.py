@@ -381,17 +381,17 @@ def worker(broker: str, queues: str, concurrency: int | None, path_maps: tuple[s
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     load_shoot(None, list(presets_dirs), load_operator(config))   # bad ones: exit 2 now
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(names) - set(QUEUES))
+    if unknown or not names:
+        raise click.UsageError(f"--queues: unknown {', '.join(unknown) or 'empty list'}; "
+                               f"use {', '.join(QUEUES)}")
     connect(broker)
     os.environ[PATH_MAP_ENV] = json.dumps(list(path_maps))
     os.environ[PRESETS_ENV] = json.dumps([str(p.absolute()) for p in presets_dirs])
     os.environ[TRUST_ENV] = "1" if trust_shoots else "0"
     if config:
         os.environ[CONFIG_ENV] = str(config.absolute())
-    names = [q.strip() for q in queues.split(",") if q.strip()]
-    unknown = sorted(set(names) - set(QUEUES))
-    if unknown or not names:
-        raise click.UsageError(f"--queues: unknown {', '.join(unknown) or 'empty list'}; "
-                               f"use {', '.join(QUEUES)}")
     argv = ["worker", "--queues", ",".join(names), "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
             "--concurrency", str(concurrency or os.cpu_count() or 1)]

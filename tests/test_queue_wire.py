@@ -114,3 +114,25 @@ def test_a_forged_error_without_its_problems_still_reads():
     with pytest.raises(ValueError):
         job_result({"v": 1, "results": [{"source": "a", "preset": None, "path": "p",
                                           "status": "rendered"}], "errors": []})
+
+
+@pytest.mark.parametrize("broker", ["memory://", "bogus://x", "file:///etc/passwd"])
+def test_a_broker_that_is_no_redis_url_is_one_line(broker):
+    from pipeline.queue.remote import BrokerUnreachable, connect
+
+    with pytest.raises(BrokerUnreachable, match="must be a Redis URL"):
+        connect(broker)
+
+
+@pytest.mark.parametrize("stem", ["../../escape", "a/b", "..", ""])
+def test_a_forged_output_name_is_refused_before_anything_is_written(tmp_path, astronaut, stem):
+    from pipeline.errors import InputError
+    from pipeline.queue.tasks import _job
+
+    master = tmp_path / "a.jpg"
+    astronaut.save(master)
+    body = {"v": 1, "path": str(master), "label": "a.jpg", "stem": stem, "options_key": "a.jpg",
+            "shoot_dir": None, "out": str(tmp_path / "out"), "presets_dirs": [],
+            "only": ["x-image"], "force": False, "force_captions": False, "trusted": False}
+    with pytest.raises(InputError, match="not a file name"):
+        _job(body)

@@ -58,7 +58,13 @@ def shown(broker: str) -> str:
 
 
 def connect(broker: str) -> Any:
-    """The Celery app, once the broker answered; BrokerUnreachable when it does not."""
+    """The Celery app, once the broker answered; BrokerUnreachable when it does not,
+    or is no Redis URL (the only broker and result store the settings are for)."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(broker).scheme not in ("redis", "rediss", "redis+socket"):
+        raise BrokerUnreachable(f"the broker must be a Redis URL, not {broker.split('@')[-1]!r}",
+                                hint="use --broker redis://HOST:6379/0")
     app = make_app(broker)
     try:
         with app.connection_for_write() as connection:

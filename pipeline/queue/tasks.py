@@ -225,6 +225,10 @@ def _job(body: dict[str, Any]) -> Any:
         raise InputError(f"not found on this worker as {path}", path=str(body["label"]),
                          hint="mount the shared folder on every worker, or map it with "
                               "repurpose worker --path-map FROM=TO")
+    stem = str(body["stem"])
+    if not stem or stem in (".", "..") or "/" in stem or "\0" in stem:
+        raise InputError(f"the task's output name {stem!r} is not a file name",
+                         path=str(body["label"]), hint="the task was not sent by repurpose")
     shoot_dir = where(body["shoot_dir"]) if body.get("shoot_dir") else None
     asset = Asset(path, str(body["label"]), str(body["stem"]), shoot_dir,
                   str(body["options_key"]))
