@@ -68,8 +68,7 @@ class Tracker:
     def _search(self, grey: np.ndarray, thumb: np.ndarray) -> list[Subject]:
         found = find_subjects(grey)
         height, width = grey.shape
-        self._faces = [(s.left * width, s.top * height, s.right * width, s.bottom * height,
-                        s.score) for s in found if s.kind == "face"]
+        self._faces = _pixels([s for s in found if s.kind == "face"], width, height)
         self._since, self._thumb = 0, thumb
         self.full += 1
         return found
@@ -101,8 +100,7 @@ class Tracker:
                 return None
             found += [(a + x0, b + y0, c + x0, d + y0, s) for a, b, c, d, s in seen]
         subjects = largest(as_subjects(found, width, height))
-        self._faces = [(s.left * width, s.top * height, s.right * width, s.bottom * height,
-                        s.score) for s in subjects]
+        self._faces = _pixels(subjects, width, height)
         return subjects
 
 
@@ -112,3 +110,9 @@ def _thumb(grey: np.ndarray) -> np.ndarray:
     height, width = grey.shape
     size = (max(1, width // THUMB), max(1, height // THUMB))
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
+def _pixels(faces: list[Subject], width: int, height: int) -> list[Box5]:
+    """Faces as boxes in the picture's pixels, with their scores."""
+    return [(f.left * width, f.top * height, f.right * width, f.bottom * height, f.score)
+            for f in faces]
