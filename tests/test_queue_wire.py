@@ -116,12 +116,14 @@ def test_a_forged_error_without_its_problems_still_reads():
                                           "status": "rendered"}], "errors": []})
 
 
-@pytest.mark.parametrize("broker", ["memory://", "bogus://x", "file:///etc/passwd"])
+@pytest.mark.parametrize("broker", ["memory://", "bogus://x", "file:///etc/passwd",
+                                    "redis://h:abc/0", "redis://:secret@h:x/0"])
 def test_a_broker_that_is_no_redis_url_is_one_line(broker):
     from pipeline.queue.remote import BrokerUnreachable, connect
 
-    with pytest.raises(BrokerUnreachable, match="must be a Redis URL"):
+    with pytest.raises(BrokerUnreachable, match="must be a Redis URL") as caught:
         connect(broker)
+    assert "secret" not in str(caught.value)
 
 
 @pytest.mark.parametrize("stem", ["../../escape", "a/b", "..", ""])

@@ -51,10 +51,12 @@ def shown(broker: str) -> str:
     """The broker's address without a password."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(broker)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    try:
+        parts = urlsplit(broker)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:                  # a port that is no number
+        return "<unparsable URL>"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 def connect(broker: str) -> Any:
@@ -62,8 +64,12 @@ def connect(broker: str) -> Any:
     or is no Redis URL (the only broker and result store the settings are for)."""
     from urllib.parse import urlsplit
 
-    if urlsplit(broker).scheme not in ("redis", "rediss", "redis+socket"):
-        raise BrokerUnreachable(f"the broker must be a Redis URL, not {broker.split('@')[-1]!r}",
+    try:
+        scheme, port = urlsplit(broker).scheme, urlsplit(broker).port
+    except ValueError:
+        scheme, port = "", None
+    if scheme not in ("redis", "rediss", "redis+socket") or (port is not None and port < 1):
+        raise BrokerUnreachable(f"the broker must be a Redis URL, not {shown(broker)!r}",
                                 hint="use --broker redis://HOST:6379/0")
     app = make_app(broker)
     try:
