@@ -229,6 +229,7 @@ class VideoPlan:
     # (0, 0): not known, taken as equal.
     source_size: tuple[int, int] = (0, 0)
     frame_size: tuple[int, int] = (0, 0)
+    share: bool = True          # may share one encode with variants of the same picture
 
     @property
     def duration_ms(self) -> int:

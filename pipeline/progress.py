@@ -9,7 +9,8 @@ go: straight to the bar, or through a queue from worker processes.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -25,6 +26,24 @@ def set_sink(sink: Callable[[float], None] | None) -> None:
 
 def reporting() -> bool:
     return _sink is not None
+
+
+@contextmanager
+def within(start: float, end: float) -> Iterator[None]:
+    """Reports made inside are shares of the part [start, end] of the job."""
+    global _sink
+    outer = _sink
+
+    def part(fraction: float) -> None:
+        assert outer is not None
+        outer(start + (end - start) * min(max(fraction, 0.0), 1.0))
+
+    if outer is not None:
+        _sink = part
+    try:
+        yield
+    finally:
+        _sink = outer
 
 
 def report(fraction: float) -> None:

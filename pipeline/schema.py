@@ -249,6 +249,10 @@ class Preset(Strict):
                                    description="H.264 level, e.g. 4.1; unset lets x264 choose")
     keyframe_seconds: float = Field(default=2.0, gt=0, le=10,
                                     description="largest distance between keyframes")
+    share_encode: bool = Field(
+        default=True, description="encode once with other presets that show the same "
+                                  "picture, under the strictest of their caps (false: this "
+                                  "preset always gets an encode of its own)")
     effect: str | None = Field(
         default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
         description="module:function that receives this variant as a moviepy clip (framed, "

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-KINDS = frozenset({"zip", "analysis", "subs", "still", "speech", "ass"})
+KINDS = frozenset({"zip", "analysis", "subs", "still", "speech", "ass", "trial"})
 PREFIX = "repurpose-"
 _NAME = re.compile(rf"{PREFIX}(?P<kind>[a-z]+)-(?P<pid>[0-9]{{1,10}})-[A-Za-z0-9_]+")
 

@@ -74,7 +74,7 @@ def test_blur_pad_and_filter_escaping():
 def test_only_cut_differences_share_an_encode():
     from dataclasses import replace
 
-    from pipeline.render.shared import Family, families, keyframes
+    from pipeline.render.shared import Caps, Family, families, keyframes
 
     (base,) = plan_video(master(), CATALOG.get("tiktok-video"), Choices(), source="m",
                          stem="m", source_digest="0")
@@ -84,7 +84,7 @@ def test_only_cut_differences_share_an_encode():
              replace(base, segments=((0, 15_000),), crf=23),            # other encoder
              replace(base, segments=((0, 15_000),), crop=replace(base.crop, left=2)),
              replace(base, segments=((0, 37_500), (37_500, 75_000)))]  # two ranges
-    assert families(plans) == [Family(0, (1, 2))]
+    assert families(plans) == [Family(0, (1, 2), Caps(base.gop, base.maxrate_kbps, base.level))]
     assert keyframes(plans, families(plans)[0]) == pytest.approx(
         [14.9983, 20.0033, 30.0133], abs=1e-4)  # half a frame before the first frame of each
     # Split parts of one preset never contain each other: nothing to share.

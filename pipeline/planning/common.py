@@ -123,9 +123,10 @@ def plan_key(body: dict[str, Any], preset: Preset, source_digest: str) -> str:
     """A digest of everything that decides a variant's bytes."""
     # What explains a decision (framing, cut notes) does not change the bytes.
     body = {k: v for k, v in body.items() if k not in ("key", "source", "framing", "cut_notes")}
-    # How the variant is posted (`post`) is not how it is made.
-    payload = json.dumps({"plan": body, "preset": preset.model_dump(mode="json",
-                                                                    exclude={"post"}),
+    # How the variant is posted (`post`) is not how it is made; whether a video
+    # shares its encode is in the video plan itself (`share`).
+    payload = json.dumps({"plan": body, "preset": preset.model_dump(
+                              mode="json", exclude={"post", "share_encode"}),
                           "source": source_digest, "version": __version__},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()

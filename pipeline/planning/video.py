@@ -71,7 +71,8 @@ def plan_video(info: VideoInfo, preset: Preset, choices: Choices, *, source: str
             max_bytes=preset.max_file_size, background=preset.background, key="",
             warnings=geometry.warnings + fps_notes, cut_notes=cut_notes, effect=preset.effect,
             framing=framing, path=keys if len({(x, y) for _, x, y in keys}) > 1 else (),
-            source_size=(info.width, info.height), frame_size=info.frame_size)
+            source_size=(info.width, info.height), frame_size=info.frame_size,
+            share=preset.share_encode)
         plans.append(replace(plan, key=plan_key(plan.to_dict(), preset, source_digest)))
     return plans
 

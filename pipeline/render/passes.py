@@ -12,24 +12,27 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import av
 import ffmpeg
 
+from pipeline import progress
 from pipeline.errors import RenderError, write_error
 from pipeline.ffmpeg import FfmpegError, compile_argv, ffmpeg_exe, first_error, run_ffmpeg
 from pipeline.loudness import Gain, Measured, gain_for, measure
 from pipeline.model import VideoPlan
 from pipeline.outputs import claim, side_path
 from pipeline.render.effects import apply_effect
-from pipeline.render.shared import derive, families, keyframes
+from pipeline.render.memory import budget_mib, passes
+from pipeline.render.shared import Family, Needs, derive, families, keyframes, weighed
 from pipeline.render.video import Role, audio_args, build_argv, encoder_args, span
 from pipeline.scratch import scratch
 from pipeline.subtitles.files import write_ass
 from pipeline.subtitles.layout import Frame, styles
 from pipeline.subtitles.plan import cues_of
+from pipeline.timings import timed
 
 RENORMALISE_DB = 1.0       # an effect's output further off its loudness target is corrected
 
@@ -47,7 +50,8 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     failure of the pass that is no single variant's fault raises."""
     for target in outputs:
         target.parent.mkdir(parents=True, exist_ok=True)
-    measured = _measure_segments(source, plans)
+    with timed("loudness", label):
+        measured = _measure_segments(source, plans)
     gains = [gain_for(m, *p.loudness) if p.loudness and p.audio else None
              for m, p in zip(measured, plans, strict=True)]
     with scratch("ass") as folder:
@@ -55,8 +59,10 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
                 if plan.subtitles and plan.subtitles.burn}
         for index, ass in burn.items():
             write_burn(plans[index], ass)
+        with timed("share trial", label):
+            needs = _needs(source.absolute(), plans, label)
         done = _isolating(Pass(source.absolute(), plans, outputs, label, metadata, folders,
-                               gains, burn))
+                               gains, burn, needs, budget_mib()))
     for index in done.failures:
         outputs[index].unlink(missing_ok=True)
     return done
@@ -74,6 +80,8 @@ class Pass:
     folders: Sequence[Path]
     gains: Sequence[Gain | None]
     burn: dict[int, Path]              # the ASS file burned into a plan's picture
+    needs: Needs                       # kbit/s a weighed picture spends uncapped
+    limit_mib: float                   # memory one ffmpeg pass may plan to use
 
 
 TRIAL_SECONDS = 0.3     # of the master, read by each variant's trial after a failed pass
@@ -121,8 +129,14 @@ def _encode(work: Pass, chosen: Sequence[int]) -> Encoded:
     shared encode, effects). Raises FfmpegError when the pass fails."""
     plans = [work.plans[i] for i in chosen]
     outputs = [work.outputs[i] for i in chosen]
-    shared = families(plans)
+    shared = families(plans, work.needs)
     derived = {i: family for family in shared for i in family.derived}
+    notes = _shared_notes(plans, shared)
+    # A carrier is encoded under its family's strictest caps.
+    encoded = list(plans)
+    for family in shared:
+        if family.caps is not None:
+            encoded[family.carrier] = family.caps.on(plans[family.carrier])
     sounds = {i: claim(side_path(outputs[i], "m4a")) for i in derived
               if plans[i].audio}
     edits = {i: claim(side_path(outputs[i], "edit"))
@@ -130,17 +144,26 @@ def _encode(work: Pass, chosen: Sequence[int]) -> Encoded:
     # Derived variants without audio need nothing from the pass; the rest do.
     run = [i for i in range(len(plans)) if i not in derived or i in sounds]
     marks = {family.carrier: keyframes(plans, family) for family in shared}
-    first, last = span(plans)
     roles: list[Role] = ["audio" if i in derived else "edit" if i in edits else "final"
                          for i in run]
     try:
-        run_ffmpeg(build_argv(work.source, [plans[i] for i in run],
-                              [sounds.get(i, edits.get(i, outputs[i])).absolute() for i in run],
-                              ffmpeg_exe(), work.metadata, [work.gains[chosen[i]] for i in run],
-                              roles=roles, keyframes=[marks.get(i, ()) for i in run],
-                              burn=[work.burn.get(chosen[i]) for i in run]), work.label,
-                   seconds=(last - first) / 1000)
-        done = Encoded()
+        # Outputs in passes that each fit the memory budget (one pass, mostly).
+        batches = passes([encoded[i] if role != "edit" else replace(encoded[i], speed="ultrafast")
+                          for i, role in zip(run, roles, strict=True)],
+                         [role != "audio" for role in roles], work.limit_mib)
+        with timed("pass", work.label):
+            for number, batch in enumerate(batches):
+                picked = [run[n] for n in batch]
+                with progress.within(number / len(batches), (number + 1) / len(batches)):
+                    run_ffmpeg(build_argv(
+                        work.source, [encoded[i] for i in picked],
+                        [sounds.get(i, edits.get(i, outputs[i])).absolute() for i in picked],
+                        ffmpeg_exe(), work.metadata, [work.gains[chosen[i]] for i in picked],
+                        roles=[roles[n] for n in batch],
+                        keyframes=[marks.get(i, ()) for i in picked],
+                        burn=[work.burn.get(chosen[i]) for i in picked]), work.label,
+                        seconds=_length(plans, picked))
+        done = Encoded(notes=notes)
         for index, family in derived.items():
             try:
                 derive(outputs[family.carrier], plans[family.carrier], plans[index],
@@ -154,6 +177,12 @@ def _encode(work: Pass, chosen: Sequence[int]) -> Encoded:
             leftover.unlink(missing_ok=True)
     return Encoded({chosen[i]: e for i, e in done.failures.items()},
                    {chosen[i]: n for i, n in done.notes.items()})
+
+
+def _length(plans: Sequence[VideoPlan], picked: Sequence[int]) -> float:
+    """Seconds of the master one pass over these plans reads."""
+    first, last = span([plans[i] for i in picked])
+    return (last - first) / 1000
 
 
 def _finish_effect(work: Pass, plan: VideoPlan, edit: Path, target: Path, done: Encoded,
@@ -170,6 +199,48 @@ def _finish_effect(work: Pass, plan: VideoPlan, edit: Path, target: Path, done: 
             done.failures[index] = again
             return
         done.notes[index] = f"{exc.message}; rendered without the effect ({exc.hint})"
+
+
+TRIAL_MS = 2000     # of a picture, encoded without a cap to learn what it spends
+
+
+def _needs(source: Path, plans: Sequence[VideoPlan], label: str) -> dict[tuple[object, ...], float]:
+    """What each picture whose members' caps differ spends without a cap, in
+    kbit/s: TRIAL_MS from the middle of its longest member, encoded as the group
+    would be (its crf, speed and shortest keyframe interval) but uncapped. A
+    trial that fails leaves its picture unknown (its members then keep their own
+    caps)."""
+    needs = {}
+    for key, members in weighed(plans).items():
+        longest = max(members, key=lambda i: plans[i].duration_ms)
+        plan = plans[longest]
+        (start, end), = plan.segments
+        begin = start + max(0, (end - start - TRIAL_MS) // 2)
+        stop = min(end, begin + TRIAL_MS)
+        sample = replace(plan, segments=((begin, stop),), audio=False, maxrate_kbps=None,
+                         level=None, gop=min(plans[i].gop for i in members), subtitles=None)
+        with scratch("trial") as folder:
+            target = folder / "trial.mp4"
+            try:
+                run_ffmpeg(build_argv(source, [sample], [target], ffmpeg_exe()), label)
+            except FfmpegError:
+                continue
+            needs[key] = target.stat().st_size * 8 / (stop - begin)     # bits/ms = kbit/s
+    return needs
+
+
+def _shared_notes(plans: Sequence[VideoPlan], shared: Sequence[Family]) -> dict[int, str]:
+    """What a shared encode changed for each member whose own caps were looser."""
+    notes = {}
+    for family in shared:
+        members = (family.carrier, *family.derived)
+        for index in members:
+            changes = family.caps.tighter(plans[index]) if family.caps else ()
+            if changes:
+                others = sorted({plans[i].preset for i in members} - {plans[index].preset})
+                notes[index] = (f"encoded once with {', '.join(others)} (the same picture), "
+                                f"so under their stricter caps: {'; '.join(changes)}")
+    return notes
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from pipeline.errors import InputError, PipelineError, RenderError
 from pipeline.metadata import PhotoMeta
 from pipeline.model import Job, JobResult, PhotoInfo, VariantResult, VideoInfo, VideoPlan
 from pipeline.outputs import atomic_write, claim, sha256_file, temp_path
-from pipeline.planning import plan_video
+from pipeline.planning import PlanError, plan_video
 from pipeline.planning.common import plan_key
 from pipeline.planning.reframe import needs_subjects
 from pipeline.planning.video import needs_analysis, window
@@ -25,11 +26,13 @@ from pipeline.render.cover import cover
 from pipeline.render.passes import encode_all
 from pipeline.render.photo import Master
 from pipeline.render.results import all_failed, failed, plan_each, result, with_facts
+from pipeline.render.shared import shared_frames
 from pipeline.schema import Preset, SpeechOptions
 from pipeline.scratch import scratch
 from pipeline.speech import heard, transcribe
 from pipeline.subtitles.cues import Cue
 from pipeline.subtitles.files import write_sidecar
+from pipeline.subtitles.layout import Frame
 from pipeline.subtitles.plan import cues_of, outputs, subtitle_plan
 from pipeline.subtitles.sources import embedded_cues, find_sidecar, load_cues
 from pipeline.timings import timed
@@ -100,9 +103,49 @@ def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
             plans = [replace(p, warnings=p.warnings + failure) for p in plans]
         if trouble:
             plans = [replace(p, warnings=p.warnings + trouble) for p in plans]
-        return [_with_subtitles(p, preset, cues, origin, digest) for p in plans]
+        return plans
 
-    return plan_each(job, presets, plan, out)
+    planned = _subtitled(presets, {preset.id: _attempt(plan, preset) for preset in presets},
+                         cues, origin, digest)
+
+    def chosen(preset: Preset) -> list[VideoPlan]:
+        found = planned[preset.id]
+        if isinstance(found, PlanError):
+            raise found
+        return found
+
+    return plan_each(job, presets, chosen, out)
+
+
+Planned = dict[str, list[VideoPlan] | PlanError]      # by preset id
+
+
+def _attempt(plan: Callable[[Preset], list[VideoPlan]], preset: Preset
+             ) -> list[VideoPlan] | PlanError:
+    try:
+        return plan(preset)
+    except PlanError as exc:
+        return exc
+
+
+def _subtitled(presets: list[Preset], bases: Planned, cues: list[Cue], origin: str,
+               digest: str) -> Planned:
+    """Every plan with its subtitles. Burned subtitles of plans that would show the
+    same picture but for where the text may stand are laid out in the intersection
+    of their frames, so that they share one encode (pipeline.render.shared)."""
+    by_id = {preset.id: preset for preset in presets}
+    planned: Planned = {pid: plans if isinstance(plans, PlanError) else
+                        [_with_subtitles(p, by_id[pid], cues, origin, digest) for p in plans]
+                        for pid, plans in bases.items()}
+    places = [(pid, n, plan) for pid, plans in planned.items()
+              if not isinstance(plans, PlanError) for n, plan in enumerate(plans)]
+    for index, box in shared_frames([plan for _, _, plan in places]).items():
+        pid, n, plan = places[index]
+        base, done = bases[pid], planned[pid]
+        assert isinstance(base, list) and isinstance(done, list)
+        done[n] = _with_subtitles(base[n], by_id[pid], cues, origin, digest,
+                                  Frame(plan.size[0], plan.size[1], *box))
+    return planned
 
 
 def _analysis(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
@@ -178,8 +221,8 @@ def _write_transcript(job: Job, cues: list[Cue]) -> None:
 
 
 def _with_subtitles(plan: VideoPlan, preset: Preset, cues: list[Cue], origin: str,
-                    digest: str) -> VideoPlan:
-    subtitles, notes = subtitle_plan(plan, preset, cues, origin)
+                    digest: str, frame: Frame | None = None) -> VideoPlan:
+    subtitles, notes = subtitle_plan(plan, preset, cues, origin, frame)
     if subtitles is None:
         return plan
     plan = replace(plan, subtitles=subtitles, warnings=plan.warnings + notes)
@@ -209,7 +252,8 @@ def _render(job: Job, todo: list[tuple[Preset, VideoPlan]], out: JobResult) -> N
         preset, plan = todo[index]
         todo[index] = preset, replace(plan, warnings=plan.warnings + (note,))
     keep = [i for i in range(len(todo)) if i not in done.failures]
-    publish_all(job, [todo[i] for i in keep], [temps[i] for i in keep], out)
+    with timed("checks", job.asset.label):
+        publish_all(job, [todo[i] for i in keep], [temps[i] for i in keep], out)
 
 
 def temp_paths(job: Job, todo: list[tuple[Preset, VideoPlan]]) -> list[Path]:

@@ -10,7 +10,7 @@ from pipeline.model import SubtitlePlan, VideoPlan
 from pipeline.schema import Preset
 from pipeline.subtitles.cues import Cue
 from pipeline.subtitles.files import missing_glyphs
-from pipeline.subtitles.layout import frame_of, layout, styles
+from pipeline.subtitles.layout import Frame, frame_of, layout, styles
 from pipeline.subtitles.retime import retime
 
 SIDECAR_FORMATS = ("srt", "vtt")
@@ -28,9 +28,10 @@ def outputs(preset: Preset) -> tuple[bool, tuple[str, ...]]:
     return burn, sidecars
 
 
-def subtitle_plan(plan: VideoPlan, preset: Preset, cues: Sequence[Cue], source: str
-                  ) -> tuple[SubtitlePlan | None, tuple[str, ...]]:
-    """The plan's subtitles (None when it gets none), and warnings."""
+def subtitle_plan(plan: VideoPlan, preset: Preset, cues: Sequence[Cue], source: str,
+                  frame: Frame | None = None) -> tuple[SubtitlePlan | None, tuple[str, ...]]:
+    """The plan's subtitles (None when it gets none), and warnings. `frame`: where
+    the text may stand, when not the preset's safe area."""
     spec = preset.subtitles
     burn, sidecars = outputs(preset)
     if not cues or not (burn or sidecars):
@@ -38,8 +39,9 @@ def subtitle_plan(plan: VideoPlan, preset: Preset, cues: Sequence[Cue], source: 
     name = spec.style if spec else "lower-third"
     style = styles()[name]              # the schema accepts known names only
     safe = preset.safe_area
-    frame = frame_of(plan.size, (safe.top, safe.bottom, safe.left, safe.right) if safe
-                     else (0.0, 0.0, 0.0, 0.0))
+    if frame is None:
+        frame = frame_of(plan.size, (safe.top, safe.bottom, safe.left, safe.right) if safe
+                         else (0.0, 0.0, 0.0, 0.0))
     timed = layout(retime(cues, plan.segments), style, frame, plan.duration_ms)
     if not timed:
         return None, ()
