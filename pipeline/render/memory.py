@@ -66,7 +66,8 @@ def budget_mib() -> float:
         share = float(os.environ.get(SHARE_ENV, DEFAULT_SHARE))
     except ValueError:
         share = DEFAULT_SHARE
-    share = min(max(share, 0.01), 1.0)
+    if not 0 < share <= 1:          # nonsense (0, negative, nan): the default
+        share = DEFAULT_SHARE
     return share * machine_memory() / MIB
 
 
@@ -108,4 +109,4 @@ def passes(plans: Sequence[VideoPlan], pictured: Sequence[bool], limit: float,
         else:
             out.append([index])
             room.append(limit - base - weights[index])
-    return [sorted(group) for group in out]
+    return sorted(sorted(group) for group in out)
