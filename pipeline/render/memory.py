@@ -8,9 +8,10 @@ frames + B-frames + threads + a few) frames of ~4.5 bytes per output pixel
 motion data). Measured with this package's ffmpeg on 2 cores (x264 picks 3
 threads): 430 MiB per 1080x1920 encoder at `medium`, 510 at `slow`, 70 at
 `ultrafast`, 200 per 1280x720 at `medium`; the model gives 480, 590, 80 and
-215, a little above, on the safe side. x264 takes 1.5 threads per core, so on a larger machine each encoder
-holds more frames, which the model counts. The presets' lookahead and
-reference frames are x264's own (`x264 --fullhelp`).
+215, a little above, on the safe side. x264 takes 1.5 threads per core, so
+on a larger machine each encoder holds more frames, which the model counts.
+The presets' lookahead and reference frames are x264's own (`x264
+--fullhelp`).
 
 The budget is REPURPOSE_MEMORY_SHARE (default 0.5) of the machine's memory,
 or of the container's where a cgroup limits it (memory.max): one pass never
@@ -84,6 +85,13 @@ def machine_memory() -> int:
         if value.isdigit():
             total = min(total, int(value))
     return total
+
+
+def planned_mib(plans: Sequence[VideoPlan], pictured: Sequence[bool], batch: Sequence[int],
+                cores: int | None = None) -> float:
+    """What one pass over the outputs `batch` is expected to hold at most."""
+    return (max(decoder_mib(plans[i], cores) for i in batch)
+            + sum(encoder_mib(plans[i], cores) for i in batch if pictured[i]))
 
 
 def passes(plans: Sequence[VideoPlan], pictured: Sequence[bool], limit: float,

@@ -25,7 +25,7 @@ from pipeline.loudness import Gain, Measured, gain_for, measure
 from pipeline.model import VideoPlan
 from pipeline.outputs import claim, side_path
 from pipeline.render.effects import apply_effect
-from pipeline.render.memory import budget_mib, passes
+from pipeline.render.memory import budget_mib, passes, planned_mib
 from pipeline.render.shared import Family, Needs, derive, families, keyframes, weighed
 from pipeline.render.video import Role, audio_args, build_argv, encoder_args, span
 from pipeline.scratch import scratch
@@ -40,8 +40,9 @@ RENORMALISE_DB = 1.0       # an effect's output further off its loudness target 
 def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path], label: str,
                metadata: str = "default",
                folders: Sequence[Path] = ()) -> Encoded:
-    """Render every plan into its output path with one ffmpeg run (variants that
-    differ only in their cut share one picture encode; a variant with an effect
+    """Render every plan into its output path with one ffmpeg run (more only when
+    the memory budget asks; variants that show the same picture share one
+    encode, pipeline.render.shared; a variant with an effect
     gets a lossless copy from the pass, edited and encoded by its effect, whose
     module is looked up in `folders` first). What befell single variants is
     returned by plan index: a variant ffmpeg cannot render (the others are
@@ -147,22 +148,9 @@ def _encode(work: Pass, chosen: Sequence[int]) -> Encoded:
     roles: list[Role] = ["audio" if i in derived else "edit" if i in edits else "final"
                          for i in run]
     try:
-        # Outputs in passes that each fit the memory budget (one pass, mostly).
-        batches = passes([encoded[i] if role != "edit" else replace(encoded[i], speed="ultrafast")
-                          for i, role in zip(run, roles, strict=True)],
-                         [role != "audio" for role in roles], work.limit_mib)
-        with timed("pass", work.label):
-            for number, batch in enumerate(batches):
-                picked = [run[n] for n in batch]
-                with progress.within(number / len(batches), (number + 1) / len(batches)):
-                    run_ffmpeg(build_argv(
-                        work.source, [encoded[i] for i in picked],
-                        [sounds.get(i, edits.get(i, outputs[i])).absolute() for i in picked],
-                        ffmpeg_exe(), work.metadata, [work.gains[chosen[i]] for i in picked],
-                        roles=[roles[n] for n in batch],
-                        keyframes=[marks.get(i, ()) for i in picked],
-                        burn=[work.burn.get(chosen[i]) for i in picked]), work.label,
-                        seconds=_length(plans, picked))
+        _run_passes(work, [encoded[i] for i in run],
+                    [sounds.get(i, edits.get(i, outputs[i])).absolute() for i in run],
+                    [chosen[i] for i in run], roles, [marks.get(i, ()) for i in run])
         done = Encoded(notes=notes)
         for index, family in derived.items():
             try:
@@ -179,10 +167,27 @@ def _encode(work: Pass, chosen: Sequence[int]) -> Encoded:
                    {chosen[i]: n for i, n in done.notes.items()})
 
 
-def _length(plans: Sequence[VideoPlan], picked: Sequence[int]) -> float:
-    """Seconds of the master one pass over these plans reads."""
-    first, last = span([plans[i] for i in picked])
-    return (last - first) / 1000
+def _run_passes(work: Pass, plans: Sequence[VideoPlan], targets: Sequence[Path],
+                indices: Sequence[int], roles: Sequence[Role],
+                marks: Sequence[Sequence[float]]) -> None:
+    """Run ffmpeg over these outputs (`indices`: their plans' places in `work`), in
+    as few passes as the memory budget allows: one, mostly. Raises FfmpegError."""
+    # An effect's lossless copy is encoded at ultrafast, whatever its preset says.
+    weighed_plans = [plan if role != "edit" else replace(plan, speed="ultrafast")
+                     for plan, role in zip(plans, roles, strict=True)]
+    pictured = [role != "audio" for role in roles]
+    batches = passes(weighed_plans, pictured, work.limit_mib)
+    for number, batch in enumerate(batches):
+        first, last = span([plans[n] for n in batch])
+        expected = round(planned_mib(weighed_plans, pictured, batch))
+        with (timed("pass", work.label, planned_mib=expected, outputs=len(batch)),
+              progress.within(number / len(batches), (number + 1) / len(batches))):
+            run_ffmpeg(build_argv(
+                work.source, [plans[n] for n in batch], [targets[n] for n in batch],
+                ffmpeg_exe(), work.metadata, [work.gains[indices[n]] for n in batch],
+                roles=[roles[n] for n in batch], keyframes=[marks[n] for n in batch],
+                burn=[work.burn.get(indices[n]) for n in batch]), work.label,
+                seconds=(last - first) / 1000)
 
 
 def _finish_effect(work: Pass, plan: VideoPlan, edit: Path, target: Path, done: Encoded,

@@ -51,6 +51,9 @@ HEADROOM = 0.8
 # Caps this close are one cap: 24938 and 25000 kbit/s are two presets'
 # roundings of one platform limit.
 SAME_CAP = 0.9
+# Shared subtitles may lose at most a fifth of a member's own width or height:
+# more, and lines break where the member alone would not need them to.
+SUBTITLE_ROOM = 0.8
 
 
 @dataclass(frozen=True)
@@ -201,10 +204,6 @@ def shared_frames(plans: Sequence[VideoPlan]) -> dict[int, tuple[float, float, f
             out.update(dict.fromkeys(framed, common))
     return out
 
-
-# Shared subtitles may lose at most a fifth of a member's own width or height:
-# more, and lines break where the member alone would not need them to.
-SUBTITLE_ROOM = 0.8
 
 
 def frame_edge(ms: int, fps: Fraction) -> Fraction:
