@@ -129,7 +129,7 @@ def main(repeat: int = 1) -> None:
                   f"{sample.wall:.1f} s wall, "
                   f"{made} outputs, {distinct} distinct pictures; peak "
                   f"{sample.peak_mib:.0f} MiB measured, planned at most "
-                  f"{max(p['planned_mib'] for p in passes):.0f} MiB in {len(passes)} "
+                  f"{max((p['planned_mib'] for p in passes), default=0):.0f} MiB in {len(passes)} "
                   f"pass(es) against a budget of {budget:.0f} MiB")
     finally:
         shutil.rmtree(folder, ignore_errors=True)

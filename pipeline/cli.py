@@ -312,6 +312,10 @@ def watch(inbox: Path, out_dir: Path | None, presets_dirs: tuple[Path, ...], set
             from pipeline.queue.remote import connect
 
             connect(broker)                 # one clear line now, rather than at each file
+        if jobs:                        # masters at once: each pass its part of the memory
+            from pipeline.render.memory import run_alongside
+
+            run_alongside(jobs)
         watcher = folder.Watcher(inbox, out_dir, list(presets_dirs), settle, jobs,
                                  operator=operator, trust_inbox=trust_inbox,
                                  retry_wait=retry_wait,
@@ -373,6 +377,7 @@ def worker(broker: str, queues: str, concurrency: int | None, path_maps: tuple[s
         worker_app,
     )
     from pipeline.queue.wire import PathMap
+    from pipeline.render.memory import run_alongside
     from pipeline.shoot import load_shoot
     from pipeline.trust import load_operator
 
@@ -392,9 +397,11 @@ def worker(broker: str, queues: str, concurrency: int | None, path_maps: tuple[s
     os.environ[TRUST_ENV] = "1" if trust_shoots else "0"
     if config:
         os.environ[CONFIG_ENV] = str(config.absolute())
+    at_once = concurrency or os.cpu_count() or 1
+    run_alongside(at_once)          # each task's passes take their part of the memory
     argv = ["worker", "--queues", ",".join(names), "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "--concurrency", str(concurrency or os.cpu_count() or 1)]
+            "--concurrency", str(at_once)]
     worker_app(broker).worker_main(argv)
 
 

@@ -299,8 +299,9 @@ def _execute(planned: list[Job], workers: int, take: Callable[[JobResult], None]
     # One thread hands the workers' reports on, so `on_fraction` is never called concurrently.
     relay = threading.Thread(target=_relay, args=(reports, on_fraction), daemon=True)
     relay.start()
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(planned)), mp_context=context,
-                               initializer=_start_worker, initargs=(reports,))
+    at_once = min(workers, len(planned))
+    pool = ProcessPoolExecutor(max_workers=at_once, mp_context=context,
+                               initializer=_start_worker, initargs=(reports, at_once))
     try:
         futures = {pool.submit(_work, job, number): (number, job)
                    for number, job in enumerate(planned)}
@@ -330,14 +331,16 @@ def _relay(reports: Any, on_fraction: Fraction | None) -> None:
 _reports: Any = None
 
 
-def _start_worker(reports: Any) -> None:
+def _start_worker(reports: Any, at_once: int = 1) -> None:
     from pipeline.analysis.subjects import share_cores
     from pipeline.ffmpeg import die_with_parent
+    from pipeline.render.memory import run_alongside
 
     die_with_parent()       # a killed render takes its workers (and their ffmpeg) along
     global _reports
     _reports = reports
     share_cores()
+    run_alongside(at_once)  # each master's passes take their part of the memory budget
 
 
 def _work(job: Job, number: int | None = None) -> JobResult:

@@ -22,6 +22,7 @@ from pipeline.render import memory, passes
 from pipeline.render.shared import (
     Caps,
     families,
+    peer_keys,
     picture,
     shared_frames,
     tiers,
@@ -124,6 +125,21 @@ def test_burned_subtitles_share_the_intersection_of_safe_areas():
     # Other ranges of the master: the text's clock differs, no sharing.
     later = _burned(replace(reel, preset="d", segments=((1000, 30000),)), b.subtitles.frame)
     assert shared_frames([a, later]) == {}
+    # Caption files only (nothing burned): no picture to share, each keeps its own.
+    files = [replace(p, subtitles=replace(p.subtitles, burn=False, sidecars=("srt",)))
+             for p in (a, b)]
+    assert shared_frames(files) == {}
+
+
+def test_keys_name_the_encode_partners():
+    """What a shared encode writes depends on who shares it: a variant whose
+    partners change is rendered again."""
+    plans = {p.preset: p for p in built_in_plans()}
+    tiktok, short, reel = plans["tiktok-video"], plans["youtube-short"], plans["instagram-reel"]
+    with_short = peer_keys([tiktok, short])[0]
+    assert with_short != tiktok.key and with_short == peer_keys([short, tiktok])[1]
+    assert peer_keys([tiktok, reel])[0] != with_short
+    assert peer_keys([tiktok, plans["x-video"]]) == {}          # another picture: own key
 
 
 def test_passes_fit_the_memory_budget():
@@ -136,8 +152,10 @@ def test_passes_fit_the_memory_budget():
     cut = memory.passes(plans, pictured, limit, cores=8)
     assert sorted(i for group in cut for i in group) == list(range(len(plans)))
     assert len(cut) > 1 and all(base + sum(need[i] for i in g) <= limit for g in cut)
-    # Sound-only outputs cost nothing; an output larger than the budget goes alone.
+    # Sound-only outputs cost nothing and ride along, even when every pass is over
+    # the budget; an output larger than the budget goes alone.
     assert memory.passes(plans[:3], [True, False, False], base + need[0], cores=8) == [[0, 1, 2]]
+    assert memory.passes(plans[:3], [True, False, False], 1.0, cores=8) == [[0, 1, 2]]
     assert memory.passes(plans[:2], [True, True], 1.0, cores=8) == [[0], [1]]
     # A 4K master into every built-in preset on a 32-core machine: its 12 medium
     # encoders want 10.6 GB; with a quarter of 24 GB allowed, they are cut into passes.
@@ -148,6 +166,37 @@ def test_passes_fit_the_memory_budget():
     assert total > limit and len(cut) >= 2
     assert all(memory.decoder_mib(big[0], 32) + sum(memory.encoder_mib(big[i], 32)
                                                      for i in g) <= limit for g in cut)
+
+
+def test_budget_is_shared_by_the_passes_running_at_once(monkeypatch):
+    monkeypatch.setenv(memory.AT_ONCE_ENV, "1")        # and put back afterwards
+    monkeypatch.setenv(memory.SHARE_ENV, "0.5")
+    whole = memory.budget_mib()
+    assert whole == pytest.approx(memory.machine_memory() / memory.MIB / 2)
+    memory.run_alongside(4)                  # render --jobs 4
+    memory.run_alongside(2)                  # ...in each of watch --jobs 2's renders
+    assert memory.at_once() == 8 and memory.budget_mib() == pytest.approx(whole / 8)
+    for nonsense in ("0", "-1", "nan", "inf", "2", "lots"):
+        monkeypatch.setenv(memory.SHARE_ENV, nonsense)
+        assert memory.budget_mib() == pytest.approx(whole / 8)
+
+
+def test_cgroup_limits_are_read_up_the_tree(tmp_path):
+    found = memory.cgroup_limits(["0::/system.slice/repurpose.service",
+                                  "4:memory:/docker/abc", "3:cpu:/x", "junk"], tmp_path)
+    assert found == [tmp_path / "memory.max", tmp_path / "system.slice/memory.max",
+                     tmp_path / "system.slice/repurpose.service/memory.max",
+                     tmp_path / "memory/memory.limit_in_bytes",
+                     tmp_path / "memory/docker/memory.limit_in_bytes",
+                     tmp_path / "memory/docker/abc/memory.limit_in_bytes"]
+    assert memory.cgroup_limits(["0::/../../etc"], tmp_path) == [tmp_path / "memory.max"]
+
+
+def test_hdr_tone_mapping_counts_its_float_frames():
+    (reel,) = plan_video(master_info(), CATALOG.get("instagram-reel"), Choices(), source="m",
+                         stem="m", source_digest="0")
+    uhd = replace(reel, source_size=(3840, 2160), frame_size=(3840, 2160))
+    assert memory.decoder_mib(replace(uhd, tonemap=True), 2) > memory.decoder_mib(uhd, 2) + 500
 
 
 def test_x264_memory_model_grows_with_lookahead_and_size():
@@ -213,6 +262,16 @@ def coded(path: Path) -> tuple[str, list[int]]:
     return digest.hexdigest(), keys
 
 
+def x264_settings(path: Path) -> str:
+    """The settings x264 wrote into the stream (its SEI: "keyint=15 ... vbv_maxrate=...")."""
+    with av.open(str(path)) as container:
+        for packet in container.demux(video=0):
+            data = bytes(packet)
+            if b"x264 - core" in data:
+                return data[data.index(b"x264 - core"):].split(b"\x00")[0].decode("latin-1")
+    raise AssertionError("no x264 settings in the stream")
+
+
 def audio_rate(path: Path) -> int:
     with av.open(str(path)) as container:
         return container.streams.audio[0].bit_rate
@@ -234,11 +293,20 @@ def test_presets_of_one_picture_are_encoded_once_under_the_strictest_caps(tmp_pa
     # Shorts' keyframe every half second (15 frames) holds for both; alone, TikTok
     # keeps its 2 s.
     assert tiktok[1] == [0, 15, 30, 45, 60, 75] and alone[1] == [0, 60]
+    # The caps are in the stream: Shorts' 12 Mbit/s and keyframe interval.
+    shared = x264_settings(out / made["ts-tiktok"].path)
+    assert "keyint=15 " in shared and "vbv_maxrate=12000 " in shared
+    own = x264_settings(out / made["ts-alone"].path)
+    assert "keyint=60 " in own and "vbv_maxrate" not in own
     assert any("keyframe every 15 frames instead of 60" in w
                for w in made["ts-tiktok"].warnings)
     assert not any("encoded once" in w for w in made["ts-short"].warnings)
     # Each keeps its own sound: Shorts' 384 kbit/s AAC, TikTok's 128.
     assert audio_rate(out / made["ts-short"].path) > 1.5 * audio_rate(out / made["ts-tiktok"].path)
+    # Without its partner, TikTok is rendered again under its own caps.
+    again = render(tmp_path, master, "ts-tiktok")
+    assert again["ts-tiktok"].status == "rendered"
+    assert "keyint=60 " in x264_settings(out / again["ts-tiktok"].path)
 
 
 def test_a_picture_that_would_hit_a_members_cap_is_encoded_apart(tmp_path):
@@ -285,12 +353,32 @@ def test_a_small_memory_budget_renders_in_several_passes(tmp_path, monkeypatch):
     master = make_video(tmp_path / "clip.mp4", seconds=3)
     made = render(tmp_path, master, "ts-tiktok", "ts-short", "tv-wide", "tv-square-pad")
     out = tmp_path / "out"
-    encodes = [argv for argv in calls if "libx264" in argv and "-f" in argv
-               and "null" not in argv and not any("trial" in a for a in argv)]
-    assert len(encodes) == 3                        # 9:16 shared, 16:9, 1:1
-    assert all(argv.count("libx264") == 1 for argv in encodes)
+    writes = [argv for argv in calls if any(a.startswith(str(tmp_path / "out")) for a in argv)]
+    assert len(writes) == 3                         # 9:16 shared, 16:9, 1:1
+    assert all(argv.count("libx264") == 1 for argv in writes)
+    assert sum(argv.count("aac") for argv in writes) == 4     # Shorts' sound rode along
     assert coded(out / made["ts-tiktok"].path)[0] == coded(out / made["ts-short"].path)[0]
-    for preset in ("tv-wide", "tv-square-pad"):
+    for preset in made:
         probe = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(out / made[preset].path),
                                 "-f", "null", "-"], capture_output=True, text=True)
         assert probe.returncode == 0 and not probe.stderr
+
+
+def test_a_pass_killed_for_memory_runs_again_in_smaller_passes(tmp_path, monkeypatch):
+    """The kernel's out-of-memory killer stops ffmpeg with SIGKILL: the outputs are
+    rendered again in passes planned for half the memory, and nothing is lost."""
+    from pipeline.ffmpeg import FfmpegDied
+
+    budgets, real = [], passes.passes
+
+    def planning(plans, pictured, limit, cores=None):
+        budgets.append(limit)
+        if len(budgets) == 1:
+            raise FfmpegDied("ffmpeg failed (exit -9)", argv=[], stderr_tail="", path="m")
+        return real(plans, pictured, limit, cores)
+
+    monkeypatch.setattr(passes, "passes", planning)
+    master = make_video(tmp_path / "clip.mp4", seconds=3)
+    made = render(tmp_path, master, "ts-tiktok", "tv-wide")
+    assert budgets[1] == pytest.approx(budgets[0] / 2)
+    assert set(made) == {"ts-tiktok", "tv-wide"}

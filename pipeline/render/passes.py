@@ -20,7 +20,14 @@ import ffmpeg
 
 from pipeline import progress
 from pipeline.errors import RenderError, write_error
-from pipeline.ffmpeg import FfmpegError, compile_argv, ffmpeg_exe, first_error, run_ffmpeg
+from pipeline.ffmpeg import (
+    FfmpegDied,
+    FfmpegError,
+    compile_argv,
+    ffmpeg_exe,
+    first_error,
+    run_ffmpeg,
+)
 from pipeline.loudness import Gain, Measured, gain_for, measure
 from pipeline.model import VideoPlan
 from pipeline.outputs import claim, side_path
@@ -88,15 +95,21 @@ class Pass:
 TRIAL_SECONDS = 0.3     # of the master, read by each variant's trial after a failed pass
 
 
-def _isolating(work: Pass) -> Encoded:
+def _isolating(work: Pass, shrinks: int = 2) -> Encoded:
     """One pass over every plan. When ffmpeg fails it, each variant's chain is tried
     alone on a moment of the master, into nothing: those that fail on their own
     fail with their reason, and the pass is run again without them. When none, or
     all, fail alone, the fault is not one variant's (a full disk, a damaged master)
-    and the pass's error stands for every variant."""
+    and the pass's error stands for every variant. An ffmpeg killed by a signal
+    (most often the kernel's out-of-memory killer) is run again in passes planned
+    for half the memory, `shrinks` times at most."""
     everyone = list(range(len(work.plans)))
     try:
         return _encode(work, everyone)
+    except FfmpegDied:
+        if not shrinks:
+            raise
+        return _isolating(replace(work, limit_mib=work.limit_mib / 2), shrinks - 1)
     except FfmpegError:
         faults = {i: fault for i in everyone if (fault := _trial(work, i)) is not None}
         if not faults or len(faults) == len(everyone):
@@ -206,32 +219,45 @@ def _finish_effect(work: Pass, plan: VideoPlan, edit: Path, target: Path, done: 
         done.notes[index] = f"{exc.message}; rendered without the effect ({exc.hint})"
 
 
-TRIAL_MS = 2000     # of a picture, encoded without a cap to learn what it spends
+TRIAL_MS = 1000             # of a picture, encoded without a cap to learn what it spends,
+TRIAL_AT = (1 / 6, 1 / 2, 5 / 6)    # at each of these points of it: the busiest counts
 
 
 def _needs(source: Path, plans: Sequence[VideoPlan], label: str) -> dict[tuple[object, ...], float]:
     """What each picture whose members' caps differ spends without a cap, in
-    kbit/s: TRIAL_MS from the middle of its longest member, encoded as the group
-    would be (its crf, speed and shortest keyframe interval) but uncapped. A
-    trial that fails leaves its picture unknown (its members then keep their own
-    caps)."""
+    kbit/s: TRIAL_MS at each of TRIAL_AT of its longest member (a calm middle
+    must not hide busy ends), encoded as the group would be (its crf, speed and
+    shortest keyframe interval) but uncapped; the most any of them spends. A
+    trial that fails, or that holds no picture, leaves its picture unknown (its
+    members then keep their own caps)."""
     needs = {}
     for key, members in weighed(plans).items():
-        longest = max(members, key=lambda i: plans[i].duration_ms)
-        plan = plans[longest]
+        plan = plans[max(members, key=lambda i: plans[i].duration_ms)]
         (start, end), = plan.segments
-        begin = start + max(0, (end - start - TRIAL_MS) // 2)
-        stop = min(end, begin + TRIAL_MS)
-        sample = replace(plan, segments=((begin, stop),), audio=False, maxrate_kbps=None,
-                         level=None, gop=min(plans[i].gop for i in members), subtitles=None)
-        with scratch("trial") as folder:
-            target = folder / "trial.mp4"
-            try:
-                run_ffmpeg(build_argv(source, [sample], [target], ffmpeg_exe()), label)
-            except FfmpegError:
-                continue
-            needs[key] = target.stat().st_size * 8 / (stop - begin)     # bits/ms = kbit/s
+        spent = []
+        for at in TRIAL_AT:
+            begin = start + max(0, round((end - start) * at) - TRIAL_MS // 2)
+            stop = min(end, begin + TRIAL_MS)
+            spent.append(_spends(source, replace(
+                plan, segments=((begin, stop),), audio=False, maxrate_kbps=None, level=None,
+                gop=min(plans[i].gop for i in members), subtitles=None), label))
+        if all(kbps is not None for kbps in spent):
+            needs[key] = max(kbps for kbps in spent if kbps is not None)
     return needs
+
+
+def _spends(source: Path, plan: VideoPlan, label: str) -> float | None:
+    """kbit/s the picture of `plan` takes, encoded; None when it cannot be told."""
+    with scratch("trial") as folder:
+        target = folder / "trial.mp4"
+        try:
+            run_ffmpeg(build_argv(source, [plan], [target], ffmpeg_exe()), label)
+            with av.open(str(target)) as made:
+                sizes = [packet.size for packet in made.demux(video=0) if packet.size]
+        except (FfmpegError, av.FFmpegError, IndexError):
+            return None
+    # bits over the frames' own duration: a frozen or missing picture is no measure
+    return sum(sizes) * 8 * float(plan.fps) / len(sizes) / 1000 if len(sizes) > 1 else None
 
 
 def _shared_notes(plans: Sequence[VideoPlan], shared: Sequence[Family]) -> dict[int, str]:

@@ -20,6 +20,7 @@ else.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -43,10 +44,11 @@ PICTURE_FIELDS = ("size", "fit", "crop", "placement", "scale", "fps", "tonemap",
 # x264 at crf 20 spends far below any platform's cap, while on film grain a
 # 25 Mbit/s cap on a picture that wants 55 costs 3 dB of PSNR (SSIM 0.95 to
 # 0.90, measured on the bench's grain master at 1080x1920). So the line is
-# drawn on what the picture needs: a moment of it is encoded without a cap
-# (TRIAL_MS, in pipeline.render.passes), and a member whose own cap is higher
-# (or none) joins a stricter cap only when that picture spends at most
-# HEADROOM of it; with a buffer of twice the cap, x264 then seldom meets it.
+# drawn on what the picture needs: moments of it are encoded without a cap
+# (TRIAL_MS at TRIAL_AT, in pipeline.render.passes), and a member whose own
+# cap is higher (or none) joins a stricter cap only when the busiest of them
+# spends at most HEADROOM of it; with a buffer of twice the cap, x264 then
+# seldom meets it.
 HEADROOM = 0.8
 # Caps this close are one cap: 24938 and 25000 kbit/s are two presets'
 # roundings of one platform limit.
@@ -83,7 +85,7 @@ class Caps:
         if self.maxrate_kbps and (plan.maxrate_kbps is None
                                   or self.maxrate_kbps < plan.maxrate_kbps):
             out.append(f"at most {self.maxrate_kbps} kbit/s")
-        if self.level and self.level != plan.level:
+        if self.level and (plan.level is None or float(self.level) < float(plan.level)):
             out.append(f"H.264 level {self.level}")
         return tuple(out)
 
@@ -186,6 +188,20 @@ def families(plans: Sequence[VideoPlan], needs: Needs | None = None) -> list[Fam
     return found
 
 
+def peer_keys(plans: Sequence[VideoPlan]) -> dict[int, str]:
+    """Render keys that also name each plan's possible encode partners: what a
+    shared encode writes depends on who shares it (their caps), so a variant is
+    rendered again when they change. By plan index; plans that share with
+    nobody keep their key."""
+    out = {}
+    for tier in tiers(plans):                # caps not weighed: the trial is the same
+        for index in tier:
+            peers = sorted(plans[i].key for i in tier if i != index)
+            out[index] = hashlib.sha256("|".join([plans[index].key, *peers]).encode()
+                                        ).hexdigest()
+    return out
+
+
 def shared_frames(plans: Sequence[VideoPlan]) -> dict[int, tuple[float, float, float, float]]:
     """Where burned subtitles stand so that they do not split a group: for plans
     whose pictures differ only there, the intersection of their frames, when it
@@ -193,7 +209,8 @@ def shared_frames(plans: Sequence[VideoPlan]) -> dict[int, tuple[float, float, f
     index; plans not listed keep their own frame."""
     out: dict[int, tuple[float, float, float, float]] = {}
     for tier in tiers(plans, frame=False):   # caps not weighed: no trial yet
-        framed = [i for i in tier if plans[i].subtitles is not None]
+        framed = [i for i in tier if plans[i].subtitles is not None
+                  and plans[i].subtitles.burn]                    # type: ignore[union-attr]
         frames = [plans[i].subtitles.frame for i in framed]      # type: ignore[union-attr]
         if len(set(frames)) < 2:
             continue

@@ -26,7 +26,7 @@ from pipeline.render.cover import cover
 from pipeline.render.passes import encode_all
 from pipeline.render.photo import Master
 from pipeline.render.results import all_failed, failed, plan_each, result, with_facts
-from pipeline.render.shared import shared_frames
+from pipeline.render.shared import peer_keys, shared_frames
 from pipeline.schema import Preset, SpeechOptions
 from pipeline.scratch import scratch
 from pipeline.speech import heard, transcribe
@@ -132,7 +132,8 @@ def _subtitled(presets: list[Preset], bases: Planned, cues: list[Cue], origin: s
                digest: str) -> Planned:
     """Every plan with its subtitles. Burned subtitles of plans that would show the
     same picture but for where the text may stand are laid out in the intersection
-    of their frames, so that they share one encode (pipeline.render.shared)."""
+    of their frames, so that they share one encode (pipeline.render.shared); the
+    keys of plans that may share an encode name their partners."""
     by_id = {preset.id: preset for preset in presets}
     planned: Planned = {pid: plans if isinstance(plans, PlanError) else
                         [_with_subtitles(p, by_id[pid], cues, origin, digest) for p in plans]
@@ -145,6 +146,13 @@ def _subtitled(presets: list[Preset], bases: Planned, cues: list[Cue], origin: s
         assert isinstance(base, list) and isinstance(done, list)
         done[n] = _with_subtitles(base[n], by_id[pid], cues, origin, digest,
                                   Frame(plan.size[0], plan.size[1], *box))
+    places = [(pid, n, plan) for pid, plans in planned.items()
+              if not isinstance(plans, PlanError) for n, plan in enumerate(plans)]
+    for index, key in peer_keys([plan for _, _, plan in places]).items():
+        pid, n, plan = places[index]
+        done = planned[pid]
+        assert isinstance(done, list)
+        done[n] = replace(plan, key=key)
     return planned
 
 
