@@ -24,10 +24,11 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="children die with their parent on Linux only")
 
 
-def session(sid: int) -> list[str]:
-    """Processes left in a session (the killed render started one of its own)."""
-    found = subprocess.run(["ps", "-o", "pid=,comm=", "-s", str(sid)], capture_output=True,
-                           text=True).stdout
+def session(sid: int, what: str = "comm") -> list[str]:
+    """Processes left in a session (the killed render started one of its own): pid
+    and name, or pid and command line with `what="args"`."""
+    found = subprocess.run(["ps", "-ww", "-o", f"pid=,{what}=", "-s", str(sid)],
+                           capture_output=True, text=True).stdout
     return [line.strip() for line in found.splitlines() if line.strip()]
 
 
@@ -45,16 +46,15 @@ def test_sigkill_of_render_leaves_no_ffmpeg_and_the_next_run_cleans_up(tmp_path,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 120
 
-    def encoding() -> bool:     # an output claimed (.part) and an ffmpeg writing it
-        return bool(list(out.rglob(".*.part"))) and any("ffmpeg" in p
-                                                        for p in session(proc.pid))
+    def encoding() -> bool:     # an ffmpeg writing a claimed output (.part), not a meter
+        return any("ffmpeg" in p and ".part" in p for p in session(proc.pid, "args"))
 
-    # The output's name is claimed just before its ffmpeg starts: under load the
-    # two are seen a moment apart.
-    while not encoding() and time.monotonic() < deadline:
+    # Short ffmpeg runs (the loudness meter) come and go before the encode: only the
+    # encode's own command line counts, seen once.
+    while not (started := encoding()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert encoding(), ("the render never started encoding: "
-                        f"{list(out.rglob('.*.part'))} {session(proc.pid)} {proc.poll()}")
+    assert started, ("the render never started encoding: "
+                     f"{list(out.rglob('.*.part'))} {session(proc.pid)} {proc.poll()}")
     os.kill(proc.pid, signal.SIGKILL)           # the render alone, not its group
     proc.wait(timeout=10)
     deadline = time.monotonic() + 15
