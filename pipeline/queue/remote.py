@@ -65,7 +65,8 @@ def connect(broker: str) -> Any:
     from urllib.parse import urlsplit
 
     try:
-        scheme, port = urlsplit(broker).scheme, urlsplit(broker).port
+        parts = urlsplit(broker)
+        scheme, port = parts.scheme, parts.port
     except ValueError:
         scheme, port = "", None
     if scheme not in ("redis", "rediss", "redis+socket") or (port is not None and port < 1):

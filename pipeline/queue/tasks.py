@@ -230,7 +230,7 @@ def _job(body: dict[str, Any]) -> Any:
         raise InputError(f"the task's output name {stem!r} is not a file name",
                          path=str(body["label"]), hint="the task was not sent by repurpose")
     shoot_dir = where(body["shoot_dir"]) if body.get("shoot_dir") else None
-    asset = Asset(path, str(body["label"]), str(body["stem"]), shoot_dir,
+    asset = Asset(path, str(body["label"]), stem, shoot_dir,
                   str(body["options_key"]))
     ctx = context_of(shoot_dir, presets_dirs, operator, trusted)
     if isinstance(ctx, ShootError):

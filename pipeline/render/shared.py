@@ -9,7 +9,7 @@ quality (crf, x264 speed, profile) form a group; the group is encoded once
 with the strictest of its members' caps (lowest bitrate cap, shortest
 keyframe interval, lowest level), so the one encode meets every member's
 limits. A group splits where one member's cap would cost another visibly
-(`tiers`, VISIBLE_BPP), and a preset can stay out (`share_encode: false`).
+(`tiers`, HEADROOM), and a preset can stay out (`share_encode: false`).
 
 Within a group the longest member, the carrier, is encoded with IDR frames
 forced at every other member's start and end; each member then takes the
@@ -124,13 +124,8 @@ def tiers(plans: Sequence[VideoPlan], needs: Needs | None = None,
     none) joins while the group's cap is within SAME_CAP of its own, or the
     picture's need (`needs`; not measured: unknown) fits HEADROOM of it. With
     `needs` None, caps are not weighed at all (planning, before any trial)."""
-    same: dict[tuple[object, ...], list[int]] = {}
-    for index, plan in enumerate(plans):
-        key = picture(plan, frame)
-        if key is not None:
-            same.setdefault(key, []).append(index)
     out = []
-    for key, members in same.items():
+    for key, members in _by_picture(plans, frame).items():
         members.sort(key=lambda i: (plans[i].maxrate_kbps or math.inf, i))
         need = needs.get(key) if needs is not None else 0.0
         tier: list[int] = []
@@ -141,6 +136,17 @@ def tiers(plans: Sequence[VideoPlan], needs: Needs | None = None,
             tier.append(index)
         out.append(tier)
     return [t for t in out if len(t) > 1]
+
+
+def _by_picture(plans: Sequence[VideoPlan], frame: bool = True
+                ) -> dict[tuple[object, ...], list[int]]:
+    """The indices of the plans that may share, by picture()."""
+    same: dict[tuple[object, ...], list[int]] = {}
+    for index, plan in enumerate(plans):
+        key = picture(plan, frame)
+        if key is not None:
+            same.setdefault(key, []).append(index)
+    return same
 
 
 def costs(cap: int | None, plan: VideoPlan, need: float | None) -> bool:
@@ -156,13 +162,8 @@ def costs(cap: int | None, plan: VideoPlan, need: float | None) -> bool:
 def weighed(plans: Sequence[VideoPlan]) -> dict[tuple[object, ...], list[int]]:
     """Pictures whose members' caps differ enough that sharing depends on what
     the picture needs (a trial encode tells): by picture(), their plan indices."""
-    same: dict[tuple[object, ...], list[int]] = {}
-    for index, plan in enumerate(plans):
-        key = picture(plan)
-        if key is not None:
-            same.setdefault(key, []).append(index)
     out = {}
-    for key, members in same.items():
+    for key, members in _by_picture(plans).items():
         strictest = min((plans[i].maxrate_kbps or math.inf for i in members), default=math.inf)
         if strictest < math.inf and any(costs(int(strictest), plans[i], None) for i in members):
             out[key] = members
@@ -220,7 +221,6 @@ def shared_frames(plans: Sequence[VideoPlan]) -> dict[int, tuple[float, float, f
                and common[3] - common[1] >= SUBTITLE_ROOM * (f[3] - f[1]) for f in frames):
             out.update(dict.fromkeys(framed, common))
     return out
-
 
 
 def frame_edge(ms: int, fps: Fraction) -> Fraction:

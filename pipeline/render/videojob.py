@@ -138,22 +138,26 @@ def _subtitled(presets: list[Preset], bases: Planned, cues: list[Cue], origin: s
     planned: Planned = {pid: plans if isinstance(plans, PlanError) else
                         [_with_subtitles(p, by_id[pid], cues, origin, digest) for p in plans]
                         for pid, plans in bases.items()}
-    places = [(pid, n, plan) for pid, plans in planned.items()
-              if not isinstance(plans, PlanError) for n, plan in enumerate(plans)]
+    places = _places(planned)
     for index, box in shared_frames([plan for _, _, plan in places]).items():
         pid, n, plan = places[index]
         base, done = bases[pid], planned[pid]
         assert isinstance(base, list) and isinstance(done, list)
         done[n] = _with_subtitles(base[n], by_id[pid], cues, origin, digest,
                                   Frame(plan.size[0], plan.size[1], *box))
-    places = [(pid, n, plan) for pid, plans in planned.items()
-              if not isinstance(plans, PlanError) for n, plan in enumerate(plans)]
+    places = _places(planned)
     for index, key in peer_keys([plan for _, _, plan in places]).items():
         pid, n, plan = places[index]
         done = planned[pid]
         assert isinstance(done, list)
         done[n] = replace(plan, key=key)
     return planned
+
+
+def _places(planned: Planned) -> list[tuple[str, int, VideoPlan]]:
+    """Every plan made, with its preset id and its place in that preset's list."""
+    return [(pid, n, plan) for pid, plans in planned.items()
+            if not isinstance(plans, PlanError) for n, plan in enumerate(plans)]
 
 
 def _analysis(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
