@@ -184,6 +184,13 @@ class SubtitlePlan:
     sidecars: tuple[str, ...]           # formats written beside the video: srt, vtt
     frame: tuple[float, float, float, float]   # left, top, right, bottom the text stays in
     source: str                         # where the cues came from
+    language: str | None = None         # the cues' language, as told or heard
+    language_probability: float | None = None   # Whisper's, when it detected the language
+    tag: str | None = None              # in sidecar names (name.hu.srt), with shoot languages
+    # The same subtitles in the shoot's other languages, for sidecars only:
+    # (tag, cues as above, where they came from).
+    translations: tuple[tuple[str, tuple[tuple[int, int, str, tuple[tuple[int, int, str], ...]],
+                                          ...], str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -280,6 +287,8 @@ class VariantResult:
     order: int = 0
     plan: dict[str, Any] = field(default_factory=dict)
     caption: dict[str, Any] | None = None   # the draft post copy (pipeline.captions)
+    # With shoot.yaml `languages`: the captions in the other languages, by tag.
+    captions: dict[str, dict[str, Any]] | None = None
     # Video only, read back from the written file:
     duration: float | None = None           # seconds, until its last stream ends
     fps: str | None = None                  # frame rate, exact: "30", "30000/1001"
@@ -293,6 +302,8 @@ class VariantResult:
         if self.media != "video":
             for key in VIDEO_FACTS:
                 del out[key]
+        if self.captions is None:
+            del out["captions"]
         return out
 
 

@@ -142,6 +142,7 @@ def job_for(asset: Asset, stem: str, ctx: ShootContext, out_dir: Path, only: Seq
                Choices(focus=focus, pins=pins, ai=ctx.ai(asset), trim=opts.trim,
                        still_ms=round(ctx.shoot.still_duration * 1000),
                        audio_bed=ctx.audio_bed(), speech=ctx.shoot.speech,
+                       subtitles=ctx.shoot.subtitles, languages=tuple(ctx.shoot.languages),
                        copy=(ctx.shoot.brand, ctx.shoot.brief, ctx.shoot.captions,
                              force_captions),
                        effect_folders=ctx.effect_folders()),

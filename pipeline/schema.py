@@ -84,6 +84,9 @@ Millis = Annotated[
 ]
 
 Fraction01 = Annotated[float, Field(ge=0.0, le=1.0)]
+# A BCP 47 language tag as people write them: "hu", "en-GB", "pt_BR".
+LanguageTag = Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$",
+                                   max_length=35)]
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
                                  description="a time of day, HH:MM (24-hour)")]
 
@@ -307,11 +310,36 @@ class Brand(Strict):
     call_to_action: Line | None = Field(default=None, description="kept in every caption")
 
 
+class BriefText(Strict):
+    """The brief's words in another language (what is unset stays as the brief has it)."""
+
+    title: Line | None = None
+    description: Text | None = None
+    hashtags: list[Word] | None = Field(default=None, max_length=100)
+
+
 class Brief(Strict):
     title: Line | None = None
     description: Text | None = None
     hashtags: list[Word] = Field(default=[], max_length=100)
     link: Annotated[str, Field(max_length=2000)] | None = None
+    language: LanguageTag | None = Field(
+        default=None, description="the language the brief is written in, and the captions' "
+                                  "(unset: the one heard in the video, else English)")
+    translations: dict[LanguageTag, BriefText] = Field(
+        default={}, max_length=20,
+        description="the brief in the shoot's other `languages`, by language tag")
+
+    def in_language(self, tag: str) -> Brief:
+        """The brief as a caption in `tag`'s language starts from."""
+        from pipeline.languages import primary
+
+        own = next((t for k, t in self.translations.items() if primary(k) == primary(tag)),
+                   None)
+        if own is None:
+            return self
+        return self.model_copy(update={k: v for k, v in own.model_dump().items()
+                                       if v is not None})
 
 
 AiUse = Literal["generated", "edited", "none"]
@@ -374,7 +402,9 @@ class CaptionOptions(Strict):
     strict: bool = Field(default=False, description="remove facts the sources do not hold "
                                                     "(else they are only flagged)")
     disclosure: Disclosure | None = Field(default=None, description="added to AI-written copy")
-    language: Annotated[str, Field(min_length=2, max_length=35)] = "en"    # a BCP 47 tag
+    language: LanguageTag | None = Field(
+        default=None, description="the captions' language (unset: brief.language, else the "
+                                  "one heard in the video, else English)")
     presets: dict[str, PresetCaptions] = Field(
         default={}, description="per preset id: its own provider, options or strict")
 
@@ -391,13 +421,41 @@ class SpeechOptions(Strict):
 
     provider: Literal["auto", "whisper", "command", "none"] = Field(
         default="auto", description="auto: whisper when repurpose[speech] is installed")
-    language: Annotated[str, Field(min_length=2, max_length=35)] | None = Field(
-        default="en", description="spoken language; null: detect")
-    model: str | None = Field(default=None, description="a CTranslate2 Whisper model folder "
-                                                         "(default: the bundled tiny.en)")
+    language: Literal["auto"] | LanguageTag | None = Field(
+        default=None, description="spoken language; auto: detect it per master (needs the "
+                                  "multilingual model); unset: auto when "
+                                  "repurpose[speech-multilingual] is installed, else en")
+    model: str | None = Field(default=None, description="tiny.en (English only, light), base "
+                                                         "(multilingual), or a CTranslate2 "
+                                                         "Whisper model folder; unset: tiny.en "
+                                                         "for English, else base")
     command: list[str] = Field(default=[], description="program and arguments; the audio "
                                                        "path is added last")
     timeout: float = Field(default=900, gt=0, description="seconds the command may take")
+
+
+class SubtitleSource(Strict):
+    """shoot.yaml `subtitles`: how the subtitle files beside the masters are read."""
+
+    encoding: Annotated[str, Field(max_length=40)] | None = Field(
+        default=None, description="their text encoding (cp1250, utf-16, ...); unset: detected, "
+                                  "and an uncertain guess is reported rather than burned in")
+
+    @field_validator("encoding")
+    @classmethod
+    def _text_encoding(cls, name: str | None) -> str | None:
+        import codecs
+
+        if name is None:
+            return None
+        try:
+            info = codecs.lookup(name)
+        except LookupError:
+            raise ValueError(f"unknown encoding {name!r}; for example cp1250, cp1252, "
+                             "utf-16") from None
+        if not getattr(info, "_is_text_encoding", True):
+            raise ValueError(f"{name!r} is not a text encoding")
+        return name
 
 
 class NotifySettings(Strict):
@@ -422,7 +480,14 @@ class Shoot(Strict):
     audio_bed: str | None = Field(default=None, description="sound file (beside shoot.yaml) "
                                   "under videos made from photos; silent when unset")
     speech: SpeechOptions = SpeechOptions()
+    subtitles: SubtitleSource = SubtitleSource()
     captions: CaptionOptions = CaptionOptions()
+    languages: list[LanguageTag] = Field(
+        default=[], max_length=10,
+        description="post in several languages: a caption per language for every variant "
+                    "(name.hu.caption.txt), subtitle files per language where a translated "
+                    ".srt is beside the master (clip.en.srt); burned-in subtitles use the "
+                    "first")
     metadata: MetadataPolicy | None = Field(
         default=None, description="metadata policy for every preset of this shoot")
     background: Colour | None = Field(default=None, description="pad and flatten colour")
@@ -436,3 +501,15 @@ class Shoot(Strict):
         default={}, max_length=500,
         description="time of day (HH:MM) each platform, or preset id, posts at: `repurpose "
                     "export` puts a master's post there at or after its --start/--every slot")
+
+    @field_validator("languages")
+    @classmethod
+    def _distinct_languages(cls, tags: list[str]) -> list[str]:
+        from pipeline.languages import primary
+
+        seen: set[str | None] = set()
+        for tag in tags:
+            if primary(tag) in seen:
+                raise ValueError(f"{tag!r} is listed twice (a caption per language)")
+            seen.add(primary(tag))
+        return tags

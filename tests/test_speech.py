@@ -78,7 +78,9 @@ def test_default_provider_transcribes_real_speech(tmp_path, monkeypatch, capsys)
     pytest.importorskip("faster_whisper", reason="needs the speech extra: repurpose[speech]")
     monkeypatch.setenv("REPURPOSE_CACHE", str(tmp_path / "cache"))
     master, starts = narration(tmp_path)
-    cues = transcribe(master, SpeechOptions(), "talk-digest", "talk.mp4")
+    found = transcribe(master, SpeechOptions(language="en"), "talk-digest", "talk.mp4")
+    cues = found.cues
+    assert found.language == "en" and found.probability is None     # told, not detected
     heard = " ".join(c.text for c in cues)
     rate = wer(" ".join(SCRIPT), heard)
     words = [w for c in cues for w in c.words]
@@ -103,7 +105,7 @@ def test_command_provider_reads_segments_json(tmp_path, monkeypatch):
                     "print(json.dumps({'segments': [{'start': 0.2, 'end': 0.9, 'text': ' Hi.',"
                     " 'words': [{'start': 0.2, 'end': 0.5, 'word': 'Hi.'}]}]}))\n")
     options = SpeechOptions(provider="command", command=[sys.executable, str(tool)])
-    (cue,) = transcribe(master, options, "d1", "clip.mp4")
+    (cue,) = transcribe(master, options, "d1", "clip.mp4").cues
     assert (cue.start, cue.end, cue.text, cue.words[0].text) == (200, 900, "Hi.", "Hi.")
     tool.write_text("print('not json')\n")
     with pytest.raises(Exception, match="no valid segments JSON"):

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline.captions.bounds import MAX_SOURCE, cut
@@ -23,6 +24,7 @@ from pipeline.captions.length import length
 from pipeline.captions.model import Caption, CaptionError, CaptionRequest, CaptionResult, Limits
 from pipeline.captions.providers import provider
 from pipeline.captions.redact import holds_secret, scrub, secrets_of
+from pipeline.languages import DEFAULT, primary
 from pipeline.schema import Brand, Brief, CaptionOptions, Preset
 
 log = logging.getLogger(__name__)
@@ -32,9 +34,12 @@ MAX_REASON = 300           # characters of a plug-in's own error message kept in
 
 def request_for(preset: Preset, brand: Brand, brief: Brief, options: CaptionOptions,
                 metadata: dict[str, Any], transcript: str | None,
-                duration_s: float | None) -> CaptionRequest | None:
+                duration_s: float | None, language: str | None = None
+                ) -> CaptionRequest | None:
     """None for presets without a caption field (stories, thumbnails). The
-    transcript and metadata come with the master: each is cut to MAX_SOURCE."""
+    transcript and metadata come with the master: each is cut to MAX_SOURCE.
+    `language`: the caption's (unset: captions.language, brief.language, else
+    English)."""
     spec = preset.caption
     if spec is None:
         return None
@@ -46,7 +51,8 @@ def request_for(preset: Preset, brand: Brand, brief: Brief, options: CaptionOpti
         brief_hashtags=tuple(brief.hashtags), link=brief.link,
         call_to_action=brand.call_to_action, metadata=_bounded(metadata),
         transcript=cut(transcript, MAX_SOURCE) if transcript else transcript,
-        media=preset.media, duration_s=duration_s, language=options.language)
+        media=preset.media, duration_s=duration_s,
+        language=language or options.language or brief.language or DEFAULT)
 
 
 def _bounded(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +136,16 @@ def _texts(caption: Caption) -> list[str | None]:
 
 
 OVER_LIMIT = "over the platform's limit: "
+
+
+def caption_name(path: str, caption: Mapping[str, Any] | None = None) -> str:
+    """Where a variant's caption is pasted from, beside it: `<name>.caption.txt`, or
+    `<name>.<tag>.caption.txt` when the shoot posts in several languages (the
+    caption records its tag; only a plain lowercase tag is taken from a manifest)."""
+    tag = caption.get("tag") if isinstance(caption, Mapping) else None
+    tagged = isinstance(tag, str) and primary(tag) == tag
+    return str(PurePosixPath(path).with_suffix(f".{tag}.caption.txt" if tagged
+                                               else ".caption.txt"))
 
 
 def kept_caption(previous: dict[str, Any] | None, file: Path,

@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.captions.bounds import clean
 from pipeline.captions.model import Caption, CaptionError, CaptionRequest
 from pipeline.captions.reply import REPLY_CAP, caption_of, load_json
+from pipeline.languages import wording
 from pipeline.process import run_capped
 from pipeline.registry import registrar
 
@@ -49,11 +50,16 @@ TITLED = {"youtube", "pinterest"}
 @register("template")
 def template(request: CaptionRequest, options: dict[str, Any]) -> Caption:
     """Each platform's copy from the brief, the master's metadata and the
-    transcript, in the platform's shape. Deterministic: same input, same copy."""
+    transcript, in the platform's shape and the request's language (its few
+    words of its own come from pipeline/languages/captions/<tag>.yaml).
+    Deterministic: same input, same copy."""
+    words = wording(request.language)
     meta = request.metadata
     title = request.brief_title or _str(meta.get("title")) or request.brand or ""
     about = request.brief_description or _str(meta.get("description"))
     heard = _first_sentences(request.transcript or "", 2)
+    if heard:
+        heard = words.heard.format(quote=f"{words.quotes[0]}{heard}{words.quotes[1]}")
     found = meta.get("keywords")
     keywords = [str(k) for k in found] if isinstance(found, (list, tuple)) else []
     tags = [*request.brief_hashtags, *(_tag(k) for k in keywords)]
@@ -66,7 +72,8 @@ def template(request: CaptionRequest, options: dict[str, Any]) -> Caption:
         body = f"{body} {request.call_to_action}".strip()
     alt = None
     if request.media == "photo":
-        alt = _str(meta.get("description")) or request.brief_title or None
+        alt = _str(meta.get("description")) or (
+            words.photo_alt.format(title=request.brief_title) if request.brief_title else None)
     return Caption(text=body.strip(), hashtags=tuple(tags),
                    alt_text=alt, title=title or None if request.platform in TITLED else None)
 

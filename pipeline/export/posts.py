@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.captions.draft import OVER_LIMIT
+from pipeline.captions.draft import OVER_LIMIT, caption_name
 from pipeline.captions.hashtags import count as hashtag_count
 from pipeline.captions.length import length
 from pipeline.outputs import is_output_path, sha256_fd
@@ -339,7 +339,7 @@ def _caption_problem(out_dir: Path, entry: Mapping[str, Any], caption: Mapping[s
     text = caption.get("text")
     if not isinstance(text, str):
         return "its caption has no text; render again"
-    file = (out_dir / entry["path"]).with_suffix(".caption.txt")
+    file = out_dir / caption_name(entry["path"], caption)
     try:
         with open(_open(file), "rb") as fh:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):

@@ -37,6 +37,8 @@ class Choices:
     pins: tuple[Pin, ...] = ()                  # focus points pinned for time ranges (video)
     speech: Any = None                          # shoot.yaml speech options (SpeechOptions)
     copy: Any = None                            # (Brand, Brief, CaptionOptions) for captions
+    subtitles: Any = None                       # how sidecars are read (SubtitleSource)
+    languages: tuple[str, ...] = ()             # shoot.yaml `languages`: captions in each
     # Folders an effect's module is looked up in, before the Python path: operator
     # folders only (a shoot.yaml's folder only when that shoot is trusted).
     effect_folders: tuple[str, ...] = ()

@@ -295,13 +295,12 @@ def speech_task(body: dict[str, Any], task_id: str = "", redis: Any = None
         job = _job(body)
         info = probe_video(job.asset)
         digest = sha256_file(job.asset.path)
-        _, _, _, listen = given_cues(job, info, job.presets_for("video"), digest)
+        _, listen = given_cues(job, info, job.presets_for("video"), digest)
         if not listen:
             return nothing
         options = job.choices.speech or SpeechOptions()
-        cues = transcribe(job.asset.path, options, digest, job.asset.label)
-        return {"v": VERSION, "entry": transcript_entry(options, digest),
-                "cues": [c.to_list() for c in cues]}
+        found = transcribe(job.asset.path, options, digest, job.asset.label)
+        return {"v": VERSION, "entry": transcript_entry(options, digest), **found.to_dict()}
     except (PipelineError, OSError):
         return nothing
     except Exception:  # noqa: BLE001 - a failed link would leave its render unsent for good
@@ -315,13 +314,12 @@ def _remember(heard: dict[str, Any] | None, job: Any) -> None:
     from pipeline.analysis import cache
     from pipeline.outputs import sha256_file
     from pipeline.schema import SpeechOptions
-    from pipeline.speech.providers import transcript_entry
+    from pipeline.speech.providers import parse, transcript_entry
 
     if not isinstance(heard, dict) or heard.get("v") != VERSION:
         return
-    entry, cues = heard.get("entry"), heard.get("cues")
-    if not (isinstance(entry, str) and _ENTRY.fullmatch(entry) and isinstance(cues, list)
-            and all(_cue(c) for c in cues)):
+    entry, found = heard.get("entry"), parse(heard)
+    if not (isinstance(entry, str) and _ENTRY.fullmatch(entry) and found is not None):
         return
     try:
         expected = transcript_entry(job.choices.speech or SpeechOptions(),
@@ -329,15 +327,4 @@ def _remember(heard: dict[str, Any] | None, job: Any) -> None:
     except Exception:  # noqa: BLE001 - no provider, an unreadable master: the render says
         return
     if entry == expected:
-        cache.store(entry, {"cues": cues})
-
-
-def _cue(item: Any) -> bool:
-    """[start ms, end ms, text, [[start, end, word], ...]]"""
-    if not (isinstance(item, list) and len(item) == 4):
-        return False
-    start, end, text, words = item
-    return (isinstance(start, int) and isinstance(end, int) and isinstance(text, str)
-            and isinstance(words, list) and all(
-                isinstance(w, list) and len(w) == 3 and isinstance(w[0], int)
-                and isinstance(w[1], int) and isinstance(w[2], str) for w in words))
+        cache.store(entry, found.to_dict())

@@ -22,9 +22,11 @@ from pipeline import receipts
 from pipeline.analysis.photo import analyze_decoded, cached_subjects
 from pipeline.analysis.subjects import Subject
 from pipeline.captions import caption_for
-from pipeline.captions.draft import kept_caption, request_for
+from pipeline.captions.draft import caption_name, kept_caption, request_for
+from pipeline.captions.model import CaptionRequest
 from pipeline.checks import check_photo
 from pipeline.errors import InputError, RenderError, write_error
+from pipeline.languages import DEFAULT, primary
 from pipeline.metadata import read_meta
 from pipeline.model import (
     Check,
@@ -42,7 +44,7 @@ from pipeline.probe import info_of, open_photo
 from pipeline.render.photo import Master, compose, decode, encode
 from pipeline.render.results import failed, plan_each, result
 from pipeline.render.still import SUPERSAMPLE, plan_stills, render_stills
-from pipeline.schema import Preset
+from pipeline.schema import Brand, CaptionOptions, Preset
 
 log = logging.getLogger(__name__)
 # Failed writes that say something about the output disk, not about the master.
@@ -77,12 +79,15 @@ def _writing(exc: OSError, out_dir: Path) -> bool:
 
 def _with_captions(job: Job, out: JobResult) -> JobResult:
     """A draft caption beside every written variant whose platform has a caption
-    field: `<name>.caption.txt`, exactly what to paste, and in the manifest."""
+    field: `<name>.caption.txt`, exactly what to paste, and in the manifest. With
+    the shoot's `languages`, one per language (`<name>.hu.caption.txt`): the
+    manifest's `caption` is the first language's, `captions` holds the others."""
     if job.choices.copy is None:
         return out
     brand, brief, options, force_captions = job.choices.copy
     presets = {p.id: p for p in job.presets}
-    transcript = _transcript(job)
+    transcript, spoken_in = _transcript(job)
+    tags: tuple[str | None, ...] = tuple(primary(t) for t in job.choices.languages) or (None,)
     metadata: dict[str, Any] | None = None      # read once, when a caption needs it
     for index, made in enumerate(out.results):
         preset = presets.get(made.preset)
@@ -94,20 +99,49 @@ def _with_captions(job: Job, out: JobResult) -> JobResult:
             continue
         if metadata is None:
             metadata = _metadata(job) if made.media == "photo" and not segments else {}
-        request = request_for(preset, brand, brief, options, metadata, transcript, seconds)
-        if request is None:
-            continue
-        target = (job.out_dir / made.path).with_suffix(".caption.txt")
-        kept = None if force_captions else kept_caption(job.previous.get(made.path), target,
-                                                        request.limits)
-        if kept is not None:        # a person approved or edited it: never overwritten
-            out.results[index] = replace(made, caption=kept)
-            continue
-        caption = caption_for(request, preset, brand, options)
-        if not job.dry_run:
-            atomic_write(target, (caption.text + "\n").encode("utf-8"))
-        out.results[index] = replace(made, caption=caption.to_dict())
+        written: dict[str, dict[str, Any]] = {}
+        for tag in tags:
+            language = tag or options.language or brief.language or spoken_in or DEFAULT
+            # Speech is quoted only in its own language's caption.
+            said = transcript if spoken_in is None or primary(language) == spoken_in else None
+            request = request_for(preset, brand, brief.in_language(language), options,
+                                  metadata, said, seconds, language)
+            if request is None:
+                break
+            caption = _caption(job, made, request, preset, (brand, options, force_captions), tag)
+            written[tag or ""] = caption
+        if written:
+            first, *others = written.values()
+            out.results[index] = replace(
+                made, caption=first,
+                captions={k: v for k, v in written.items() if v is not first} or None)
     return out
+
+
+def _caption(job: Job, made: VariantResult, request: CaptionRequest, preset: Preset,
+             settings: tuple[Brand, CaptionOptions, bool], tag: str | None) -> dict[str, Any]:
+    """One caption of a variant, in the request's language: the one a person owns
+    when there is one, else a fresh draft written to its caption.txt."""
+    brand, options, force_captions = settings
+    previous = job.previous.get(made.path) or {}
+    before = previous.get("caption") if tag is None or tag == _tag_of(previous.get("caption")) \
+        else (previous.get("captions") or {}).get(tag)
+    marker = {"tag": tag} if tag else None
+    target = job.out_dir / caption_name(made.path, marker)
+    kept = None if force_captions else kept_caption({"caption": before}, target, request.limits)
+    if kept is not None:        # a person approved or edited it: never overwritten
+        return kept
+    caption = caption_for(request, preset, brand, options).to_dict()
+    caption["language"] = request.language
+    if tag:
+        caption["tag"] = tag
+    if not job.dry_run:
+        atomic_write(target, (caption["text"] + "\n").encode("utf-8"))
+    return caption
+
+
+def _tag_of(caption: Any) -> str | None:
+    return caption.get("tag") if isinstance(caption, dict) else None
 
 
 def _metadata(job: Job) -> dict[str, Any]:
@@ -122,13 +156,17 @@ def _metadata(job: Job) -> dict[str, Any]:
     return {k: v for k, v in found.items() if v}
 
 
-def _transcript(job: Job) -> str | None:
-    """The master's speech, when this run (or an earlier one) transcribed it."""
+def _transcript(job: Job) -> tuple[str | None, str | None]:
+    """The master's speech, when this run (or an earlier one) transcribed it, and
+    the language it is in."""
     path = job.out_dir / f"{job.stem}.transcript.json"
     try:
-        return " ".join(c["text"] for c in json.loads(path.read_text("utf-8"))["cues"])
+        body = json.loads(path.read_text("utf-8"))
+        text = " ".join(c["text"] for c in body["cues"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return None, None
+    language = body.get("language")
+    return text, primary(language) if isinstance(language, str) else None
 
 
 def _render_job(job: Job) -> JobResult:

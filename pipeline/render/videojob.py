@@ -14,6 +14,8 @@ from pipeline import receipts
 from pipeline.analysis import Analysis, analyze_video
 from pipeline.checks import check_video, read_video
 from pipeline.errors import InputError, PipelineError, RenderError
+from pipeline.languages import name as name_of
+from pipeline.languages import primary
 from pipeline.metadata import PhotoMeta
 from pipeline.model import Job, JobResult, PhotoInfo, VariantResult, VideoInfo, VideoPlan
 from pipeline.outputs import atomic_write, claim, sha256_file, temp_path
@@ -29,12 +31,17 @@ from pipeline.render.results import all_failed, failed, plan_each, result, with_
 from pipeline.render.shared import peer_keys, shared_frames
 from pipeline.schema import Preset, SpeechOptions
 from pipeline.scratch import scratch
-from pipeline.speech import heard, transcribe
-from pipeline.subtitles.cues import Cue
+from pipeline.speech import Heard, heard, transcribe
 from pipeline.subtitles.files import write_sidecar
 from pipeline.subtitles.layout import Frame
-from pipeline.subtitles.plan import cues_of, outputs, subtitle_plan
-from pipeline.subtitles.sources import embedded_cues, find_sidecar, load_cues
+from pipeline.subtitles.plan import Source, outputs, sidecar_files, subtitle_plan
+from pipeline.subtitles.sources import (
+    embedded_cues,
+    find_sidecar,
+    find_translation,
+    read_cues,
+    tag_of,
+)
 from pipeline.timings import timed
 
 
@@ -84,7 +91,7 @@ def _covers(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
 
 def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
               out: JobResult) -> list[tuple[Preset, VideoPlan]]:
-    cues, origin, trouble, listen = given_cues(job, info, presets, digest)
+    source, listen = given_cues(job, info, presets, digest)
     with ExitStack() as stack:
         # The analysis decode also writes the audio that speech-to-text will hear.
         sound = (stack.enter_context(scratch("speech")) / "speech.wav"
@@ -93,7 +100,9 @@ def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
             analysis, failure = _analysis(job, info, presets, digest, sound)
         if listen:
             with timed("speech", job.asset.label):
-                cues, origin, trouble = _speech(job, digest, sound)
+                source = replace(_speech(job, digest, sound),
+                                 translations=source.translations)
+    trouble = source.notes + tuple(n for t in source.translations for n in t.notes)
 
     def plan(preset: Preset) -> list[VideoPlan]:
         plans = plan_video(info, preset, job.choices, source=job.asset.label, stem=job.stem,
@@ -106,7 +115,7 @@ def _plan_all(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
         return plans
 
     planned = _subtitled(presets, {preset.id: _attempt(plan, preset) for preset in presets},
-                         cues, origin, digest)
+                         source, digest)
 
     def chosen(preset: Preset) -> list[VideoPlan]:
         found = planned[preset.id]
@@ -128,22 +137,22 @@ def _attempt(plan: Callable[[Preset], list[VideoPlan]], preset: Preset
         return exc
 
 
-def _subtitled(presets: list[Preset], bases: Planned, cues: list[Cue], origin: str,
-               digest: str) -> Planned:
+def _subtitled(presets: list[Preset], bases: Planned, source: Source, digest: str
+               ) -> Planned:
     """Every plan with its subtitles. Burned subtitles of plans that would show the
     same picture but for where the text may stand are laid out in the intersection
     of their frames, so that they share one encode (pipeline.render.shared); the
     keys of plans that may share an encode name their partners."""
     by_id = {preset.id: preset for preset in presets}
     planned: Planned = {pid: plans if isinstance(plans, PlanError) else
-                        [_with_subtitles(p, by_id[pid], cues, origin, digest) for p in plans]
+                        [_with_subtitles(p, by_id[pid], source, digest) for p in plans]
                         for pid, plans in bases.items()}
     places = _places(planned)
     for index, box in shared_frames([plan for _, _, plan in places]).items():
         pid, n, plan = places[index]
         base, done = bases[pid], planned[pid]
         assert isinstance(base, list) and isinstance(done, list)
-        done[n] = _with_subtitles(base[n], by_id[pid], cues, origin, digest,
+        done[n] = _with_subtitles(base[n], by_id[pid], source, digest,
                                   Frame(plan.size[0], plan.size[1], *box))
     places = _places(planned)
     for index, key in peer_keys([plan for _, _, plan in places]).items():
@@ -174,26 +183,61 @@ def _analysis(job: Job, info: VideoInfo, presets: list[Preset], digest: str,
                       f"were not moved to shot changes or quiet moments: {exc.message}",)
 
 
-Cues = tuple[list[Cue], str, tuple[str, ...]]      # cues, where from, notes
-
-
 def given_cues(job: Job, info: VideoInfo, presets: list[Preset], digest: str
-                ) -> tuple[list[Cue], str, tuple[str, ...], bool]:
+               ) -> tuple[Source, bool]:
     """The master's subtitles when it brings them: a sidecar beside it, else an
     embedded text stream; else whether its speech must be transcribed (a preset
-    shows subtitles and the master has sound)."""
-    sidecar = find_sidecar(job.asset.path)
+    shows subtitles and the master has sound). With the shoot's `languages`, the
+    sidecars in the others (`clip.en.srt`) come along as translations."""
+    languages = job.choices.languages
+    first = languages[0] if languages else None
+    tag = primary(first) if first else None
+    translations = tuple(_translation(job, lang) for lang in languages[1:])
+    translations = tuple(t for t in translations if t.cues or t.notes)
+    sidecar = find_sidecar(job.asset.path, first, languages[1:])
     try:
         if sidecar is not None:
-            return load_cues(sidecar, job.asset.label), sidecar.name, (), False
+            cues, encoding = read_cues(sidecar, job.asset.label, _encoding(job), _hints(job))
+            told = tag_of(sidecar) or first or _hints(job)[1]
+            origin = sidecar.name if encoding in ("utf-8", "ascii") else \
+                f"{sidecar.name} ({encoding})"
+            return Source(cues, origin, primary(told), None, (), tag, translations), False
         cues = embedded_cues(job.asset.path, info, job.asset.label)
         if cues:
-            return cues, "embedded stream", (), False
-        if not info.audio or not any(any(outputs(p)) for p in presets):
-            return [], "", (), False
-        return [], "", (), True
+            return Source(cues, "embedded stream", tag, None, (), tag, translations), False
+        listen = bool(info.audio) and any(any(outputs(p)) for p in presets)
+        return Source(tag=tag, translations=translations), listen
     except (InputError, RenderError) as exc:
-        return [], "", (_without_subtitles(exc),), False
+        return Source(notes=(_without_subtitles(exc),), tag=tag,
+                      translations=translations), False
+
+
+def _translation(job: Job, language: str) -> Source:
+    """The shoot's subtitles in one of its other languages, from `<stem>.<tag>.srt`."""
+    found = find_translation(job.asset.path, language)
+    if found is None:
+        return Source()
+    try:
+        cues, encoding = read_cues(found, job.asset.label, _encoding(job), (language,))
+    except InputError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        return Source(notes=(f"no {language} subtitle files: {exc.message}{hint}",))
+    origin = found.name if encoding in ("utf-8", "ascii") else f"{found.name} ({encoding})"
+    return Source(cues, origin, primary(language), tag=primary(language))
+
+
+def _encoding(job: Job) -> str | None:
+    return job.choices.subtitles.encoding if job.choices.subtitles else None
+
+
+def _hints(job: Job) -> tuple[str | None, ...]:
+    """Languages the master's subtitle files are likely in, likeliest first."""
+    copy = job.choices.copy
+    brief, captions = (copy[1], copy[2]) if copy else (None, None)
+    speech = job.choices.speech.language if job.choices.speech else None
+    return (job.choices.languages[0] if job.choices.languages else None,
+            (brief.language if brief else None) or (captions.language if captions else None),
+            None if speech == "auto" else speech)
 
 
 def _unheard(job: Job, digest: str) -> bool:
@@ -204,16 +248,21 @@ def _unheard(job: Job, digest: str) -> bool:
         return False
 
 
-def _speech(job: Job, digest: str, sound: Path | None) -> Cues:
-    """The master's speech as cues (`sound`: its audio, when already decoded)."""
+def _speech(job: Job, digest: str, sound: Path | None) -> Source:
+    """The master's speech as subtitles (`sound`: its audio, when already decoded)."""
     speech = job.choices.speech or SpeechOptions()
+    tag = primary(job.choices.languages[0]) if job.choices.languages else None
     try:
-        cues = transcribe(job.asset.path, speech, digest, job.asset.label, sound)
+        found = transcribe(job.asset.path, speech, digest, job.asset.label, sound)
     except (InputError, RenderError) as exc:
-        return [], "", (_without_subtitles(exc),)
+        return Source(notes=(_without_subtitles(exc),), tag=tag)
     if not job.dry_run:
-        _write_transcript(job, cues)
-    return cues, "speech", ()
+        _write_transcript(job, found)
+    notes: tuple[str, ...] = ()
+    if tag and found.language and found.language != tag and found.cues:
+        notes = (f"the speech is in {name_of(found.language)}, not {name_of(tag)} (the "
+                 f"shoot's first language): its subtitles are in {name_of(found.language)}",)
+    return Source(found.cues, "speech", found.language, found.probability, notes, tag)
 
 
 def _without_subtitles(exc: InputError | RenderError) -> str:
@@ -221,20 +270,21 @@ def _without_subtitles(exc: InputError | RenderError) -> str:
     return f"rendered without subtitles: {exc.message}{hint}"
 
 
-def _write_transcript(job: Job, cues: list[Cue]) -> None:
+def _write_transcript(job: Job, found: Heard) -> None:
     """The transcript beside the outputs, for a person to correct (saved as a .srt
     beside the master, a corrected transcript wins over speech-to-text)."""
-    body = {"source": job.asset.label, "cues": [
+    body = {"source": job.asset.label, "language": found.language,
+            "language_probability": found.probability, "cues": [
         {"start": c.start / 1000, "end": c.end / 1000, "text": c.text,
          "words": [{"start": w.start / 1000, "end": w.end / 1000, "word": w.text}
-                   for w in c.words]} for c in cues]}
+                   for w in c.words]} for c in found.cues]}
     atomic_write(job.out_dir / f"{job.stem}.transcript.json",
                  json.dumps(body, indent=1, ensure_ascii=False).encode("utf-8"))
 
 
-def _with_subtitles(plan: VideoPlan, preset: Preset, cues: list[Cue], origin: str,
-                    digest: str, frame: Frame | None = None) -> VideoPlan:
-    subtitles, notes = subtitle_plan(plan, preset, cues, origin, frame)
+def _with_subtitles(plan: VideoPlan, preset: Preset, source: Source, digest: str,
+                    frame: Frame | None = None) -> VideoPlan:
+    subtitles, notes = subtitle_plan(plan, preset, source, frame)
     if subtitles is None:
         return plan
     plan = replace(plan, subtitles=subtitles, warnings=plan.warnings + notes)
@@ -316,11 +366,11 @@ def publish(job: Job, preset: Preset, plan: VideoPlan, temp: Path, final: Path) 
                           preset=preset.id, hint="adjust the preset in shoot.yaml")
     size, digest = temp.stat().st_size, sha256_file(temp)
     os.replace(temp, final)
-    if plan.subtitles and plan.subtitles.sidecars:
-        for fmt in plan.subtitles.sidecars:     # caption files beside the video
-            caption = final.with_suffix(f".{fmt}")
+    if plan.subtitles:
+        for tag, fmt, cues in sidecar_files(plan.subtitles):   # caption files beside it
+            caption = final.with_suffix(f".{tag}.{fmt}" if tag else f".{fmt}")
             scratch = claim(temp_path(caption))
-            write_sidecar(cues_of(plan.subtitles), scratch, fmt)
+            write_sidecar(cues, scratch, fmt)
             os.replace(scratch, caption)
     return with_facts(replace(result(job.asset, plan, "rendered"), bytes=size, sha256=digest,
                               checks=checks), info)

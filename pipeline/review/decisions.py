@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.captions.draft import measured
+from pipeline.captions.draft import caption_name, measured
 from pipeline.captions.model import Limits
 from pipeline.errors import PipelineError
 from pipeline.outputs import (
@@ -159,7 +159,7 @@ def edit_caption(out_dir: Path, path: str, text: str, by: str | None = None,
                               hint="only platforms with a caption field have one")
         _check([entry], expected, out_dir)
         limits = caption_limits(str(entry.get("preset")), presets_dirs)
-        atomic_write(caption_file(out_dir, path), (text + "\n").encode("utf-8"))
+        atomic_write(caption_file(out_dir, path, caption), (text + "\n").encode("utf-8"))
         for key in ("approved_by", "approved_at"):
             caption.pop(key, None)
         caption.update(text=text, status="edited", edited_by=who, edited_at=when)
@@ -181,9 +181,9 @@ def caption_limits(preset_id: str, presets_dirs: Sequence[Path] = ()) -> Limits 
     return Limits(spec.max_chars, spec.max_hashtags, spec.title_max_chars, spec.unit)
 
 
-def caption_file(out_dir: Path, path: str) -> Path:
+def caption_file(out_dir: Path, path: str, caption: Mapping[str, Any] | None = None) -> Path:
     """The caption.txt beside a variant, refused when its folder is a link."""
-    file = (out_dir / path).with_suffix(".caption.txt")
+    file = out_dir / caption_name(path, caption)
     if file.parent.is_symlink():
         raise ReviewError(f"{file.parent} is a link; captions are never written through one",
                           hint="remove the link, then render again")
@@ -233,7 +233,8 @@ def _carry(entry: dict[str, Any], base: Mapping[str, Any] | None, now: Mapping[s
     text = theirs.get("text")
     if isinstance(text, str) and text != mine.get("text"):
         # The render may have drafted over the person's words in caption.txt.
-        atomic_write(caption_file(out_dir, entry["path"]), (text + "\n").encode("utf-8"))
+        atomic_write(caption_file(out_dir, entry["path"], theirs),
+                     (text + "\n").encode("utf-8"))
     entry["caption"] = theirs
 
 

@@ -4,6 +4,7 @@ shipped font."""
 
 from __future__ import annotations
 
+import html
 import unicodedata
 from collections.abc import Sequence
 from functools import cache
@@ -46,8 +47,11 @@ def write_sidecar(cues: Sequence[Cue], target: Path, fmt: str) -> None:
     """An SRT or WebVTT caption file (plain text, lines as laid out)."""
     subs = pysubs2.SSAFile()
     for cue in cues:
+        text = _escape(cue.text)
+        if fmt == "vtt":        # WebVTT cue text: & and < start markup (W3C WebVTT 4.2.2)
+            text = html.escape(text, quote=False)
         subs.append(pysubs2.SSAEvent(start=cue.start, end=cue.end,
-                                     text=_escape(cue.text).replace("\n", r"\N")))
+                                     text=text.replace("\n", r"\N")))
     subs.save(str(target), format_={"srt": "srt", "vtt": "vtt"}[fmt], encoding="utf-8")
 
 

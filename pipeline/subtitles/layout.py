@@ -2,8 +2,11 @@
 of the shipped font (at most MAX_LINES lines of about MAX_CHARS characters,
 within the preset's safe area), cues split when they hold more than that,
 short cues lengthened (or merged) to MIN_CUE_MS, and reading speed kept
-under MAX_CPS where the next cue leaves room. Pure, apart from reading the
-font file."""
+under MAX_CPS where the next cue leaves room. The cues' language decides the
+rest: a word wider than a line (a long Hungarian compound) is hyphenated
+where its language's dictionary allows (pyphen, LibreOffice's patterns), and
+the short words its typography keeps off a line's end (Hungarian "a", Czech
+"v") go down with the next word. Pure, apart from reading the font file."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from pathlib import Path
 import yaml
 from PIL import ImageFont
 
+from pipeline.languages import language as lang_of
 from pipeline.subtitles.cues import Cue, Word
 
 FONTS = Path(__file__).resolve().parent.parent / "fonts"
@@ -80,55 +84,126 @@ def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), size)
 
 
-def layout(cues: Sequence[Cue], style: Style, frame: Frame, length: int) -> list[Cue]:
+def layout(cues: Sequence[Cue], style: Style, frame: Frame, length: int,
+           language: str | None = None) -> list[Cue]:
     """Cues whose text is broken into lines that fit, timed to be readable,
-    and ending by `length` (the variant's milliseconds)."""
+    and ending by `length` (the variant's milliseconds). `language`: the cues'
+    BCP 47 tag (unset: English rules)."""
     font = _font(style.font_path, font_size(style, frame))
     room = (frame.right - frame.left) - 2 * style.outline * font_size(style, frame)
+    rules = _rules(language)
     out: list[Cue] = []
     for cue in _merge_short(cues):
-        lines = _lines(" ".join(cue.text.split()), font, room)
-        for chunk, (start, end), words in _chunks(cue, lines, font, room):
+        lines = _lines(" ".join(cue.text.split()), font, room, rules)
+        for chunk, (start, end), words in _chunks(cue, lines, font, room, rules):
             out.append(Cue(start, end, "\n".join(chunk), words))
     return _lengthen(out, length)
 
 
-def _lines(text: str, font: ImageFont.FreeTypeFont, room: float) -> list[str]:
+@dataclass(frozen=True)
+class _Rules:
+    binding: frozenset[str]
+    hyphenation: str | None          # a pyphen dictionary
+
+
+@cache
+def _rules(language: str | None) -> _Rules:
+    import pyphen
+
+    found = lang_of(language or "en")
+    dictionary = pyphen.language_fallback(language.replace("-", "_")) if language else "en_US"
+    return _Rules(found.binding if found else frozenset(), dictionary)
+
+
+def _units(words: list[str], rules: _Rules) -> list[str]:
+    """Words as lines may be broken between them: a binding word ("a" before
+    "legjobb") stays with the word after it."""
+    units: list[str] = []
+    glue = False
+    for word in words:
+        if glue and units:
+            units[-1] = f"{units[-1]} {word}"
+        else:
+            units.append(word)
+        glue = word.casefold() in rules.binding
+    return units
+
+
+def _lines(text: str, font: ImageFont.FreeTypeFont, room: float, rules: _Rules) -> list[str]:
     """Greedy lines under `room` pixels and MAX_CHARS, then each pair balanced."""
     lines: list[str] = []
-    for word in text.split(" "):
-        trial = f"{lines[-1]} {word}" if lines else word
-        if lines and font.getlength(trial) <= room and len(trial) <= MAX_CHARS:
+    units = _units(text.split(" "), rules)
+    while units:
+        unit = units.pop(0)
+        trial = f"{lines[-1]} {unit}" if lines else unit
+        if lines and _fits(trial, font, room):
             lines[-1] = trial
+        elif _fits(unit, font, room):
+            lines.append(unit)
+        elif " " in unit:       # a bound pair wider than a line is two words after all
+            units[:0] = unit.split(" ")
         else:
-            lines.append(word)
+            lines.extend(_hyphenated(unit, font, room, rules))
     balanced: list[str] = []
     for index in range(0, len(lines), MAX_LINES):
         pair = lines[index:index + MAX_LINES]
-        balanced += _balance(pair, font, room) if len(pair) == 2 else pair
+        balanced += _balance(pair, font, room, rules) if len(pair) == 2 else pair
     return balanced
 
 
-def _balance(pair: list[str], font: ImageFont.FreeTypeFont, room: float) -> list[str]:
-    """Two lines broken where the longer one is shortest (a tidier block)."""
-    words = " ".join(pair).split(" ")
+def _fits(line: str, font: ImageFont.FreeTypeFont, room: float) -> bool:
+    return len(line) <= MAX_CHARS and font.getlength(line) <= room
+
+
+def _hyphenated(word: str, font: ImageFont.FreeTypeFont, room: float, rules: _Rules
+                ) -> list[str]:
+    """A word wider than a line, in lines: broken where its language's
+    hyphenation allows (a hyphen ends each line but the last), else where the
+    line is full."""
+    import pyphen
+
+    lines = []
+    dictionary = pyphen.Pyphen(lang=rules.hyphenation) if rules.hyphenation else None
+    while not _fits(word, font, room):
+        cut = None
+        if dictionary is not None:
+            cut = next(((a, b) for a, b in dictionary.iterate(word)
+                        if _fits(f"{a}-", font, room)), None)
+        if cut is None:
+            size = max(1, max(k for k in range(1, len(word) + 1)
+                              if k == 1 or _fits(f"{word[:k]}-", font, room)))
+            if size >= len(word):
+                break
+            cut = (word[:size], word[size:])
+        lines.append(f"{cut[0]}-")
+        word = cut[1]
+    return [*lines, word]
+
+
+def _balance(pair: list[str], font: ImageFont.FreeTypeFont, room: float, rules: _Rules
+             ) -> list[str]:
+    """Two lines broken where the longer one is shortest (a tidier block); a line
+    that ends in a hyphen stays as it is."""
+    if pair[0].endswith("-"):
+        return pair
+    units = _units(" ".join(pair).split(" "), rules)
     best = pair
     widest = max(font.getlength(line) for line in pair)
-    for cut in range(1, len(words)):
-        a, b = " ".join(words[:cut]), " ".join(words[cut:])
+    for cut in range(1, len(units)):
+        a, b = " ".join(units[:cut]), " ".join(units[cut:])
         width = max(font.getlength(a), font.getlength(b))
         if width < widest and width <= room and max(len(a), len(b)) <= MAX_CHARS:
             best, widest = [a, b], width
     return best
 
 
-def _chunks(cue: Cue, lines: list[str], font: ImageFont.FreeTypeFont, room: float
-            ) -> list[tuple[list[str], tuple[int, int], tuple[Word, ...]]]:
+def _chunks(cue: Cue, lines: list[str], font: ImageFont.FreeTypeFont, room: float,
+            rules: _Rules) -> list[tuple[list[str], tuple[int, int], tuple[Word, ...]]]:
     """At most MAX_LINES lines per cue: a longer one becomes several cues of
     about equal length, the time shared by characters (or cut at word times)."""
     if len(lines) <= MAX_LINES:
         return [(lines, (cue.start, cue.end), cue.words)]
-    words = " ".join(lines).split(" ")
+    words = " ".join(cue.text.split()).split(" ")
     parts = -(-len(lines) // MAX_LINES)
     total = sum(len(w) + 1 for w in words)
     groups: list[list[str]] = [[] for _ in range(parts)]
@@ -149,7 +224,7 @@ def _chunks(cue: Cue, lines: list[str], font: ImageFont.FreeTypeFont, room: floa
             end = cue.words[taken].start
         else:
             end = cue.start + round(cue.duration * used / total)
-        out.append((_lines(text, font, room), (start, end), spoken))
+        out.append((_lines(text, font, room, rules), (start, end), spoken))
         start = end
     return out
 
