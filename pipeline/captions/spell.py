@@ -33,9 +33,14 @@ class Name:
     trail: str                  # characters after its last word ("!" of "Yahoo!")
 
 
+# Letters Unicode does not decompose into a base letter and an accent.
+UNDECOMPOSED = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "ŀ": "l",
+                              "æ": "ae", "œ": "oe", "þ": "th", "ð": "d"})
+
+
 def fold(text: str) -> str:
-    """Case and accents folded away: how two spellings are compared."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
+    """Case and accents folded away, in any language: how two spellings are compared."""
+    folded = unicodedata.normalize("NFKD", text.casefold()).translate(UNDECOMPOSED)
     return "".join(ch for ch in folded if not unicodedata.combining(ch))
 
 

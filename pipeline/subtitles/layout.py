@@ -140,8 +140,13 @@ def _lines(text: str, font: ImageFont.FreeTypeFont, room: float, rules: _Rules) 
             lines[-1] = trial
         elif _fits(unit, font, room):
             lines.append(unit)
-        elif " " in unit:       # a bound pair wider than a line is two words after all
-            units[:0] = unit.split(" ")
+        elif " " in unit:       # a bound pair wider than a line: its last word hyphenated
+            head, word = unit.rsplit(" ", 1)
+            parts = _hyphenated(word, font, room, rules, head)
+            if parts[0].startswith(f"{head} "):
+                lines.extend(parts)
+            else:               # not even its first syllable fits beside: two words after all
+                units[:0] = unit.split(" ")
         else:
             lines.extend(_hyphenated(unit, font, room, rules))
     balanced: list[str] = []
@@ -155,29 +160,33 @@ def _fits(line: str, font: ImageFont.FreeTypeFont, room: float) -> bool:
     return len(line) <= MAX_CHARS and font.getlength(line) <= room
 
 
-def _hyphenated(word: str, font: ImageFont.FreeTypeFont, room: float, rules: _Rules
-                ) -> list[str]:
+def _hyphenated(word: str, font: ImageFont.FreeTypeFont, room: float, rules: _Rules,
+                head: str = "") -> list[str]:
     """A word wider than a line, in lines: broken where its language's
     hyphenation allows (a hyphen ends each line but the last), else where the
-    line is full."""
+    line is full. `head`: words bound to it, kept on its first line when the
+    first part fits beside them (else the word starts its own line)."""
     import pyphen
 
     lines = []
     dictionary = pyphen.Pyphen(lang=rules.hyphenation) if rules.hyphenation else None
-    while not _fits(word, font, room):
+    lead = f"{head} " if head else ""
+    while not _fits(lead + word, font, room):
         cut = None
         if dictionary is not None:
             cut = next(((a, b) for a, b in dictionary.iterate(word)
-                        if _fits(f"{a}-", font, room)), None)
+                        if _fits(f"{lead}{a}-", font, room)), None)
+        if cut is None and lead:
+            return [head, *_hyphenated(word, font, room, rules)]
         if cut is None:
-            size = max(1, max(k for k in range(1, len(word) + 1)
-                              if k == 1 or _fits(f"{word[:k]}-", font, room)))
+            size = max(k for k in range(1, len(word) + 1)
+                       if k == 1 or _fits(f"{word[:k]}-", font, room))
             if size >= len(word):
                 break
             cut = (word[:size], word[size:])
-        lines.append(f"{cut[0]}-")
-        word = cut[1]
-    return [*lines, word]
+        lines.append(f"{lead}{cut[0]}-")
+        word, lead = cut[1], ""
+    return [*lines, lead + word]
 
 
 def _balance(pair: list[str], font: ImageFont.FreeTypeFont, room: float, rules: _Rules
@@ -208,16 +217,17 @@ def _chunks(cue: Cue, lines: list[str], font: ImageFont.FreeTypeFont, room: floa
     total = sum(len(w) + 1 for w in words)
     groups: list[list[str]] = [[] for _ in range(parts)]
     seen = 0
-    for word in words:        # each word goes to the part its middle character falls in
-        groups[min(parts - 1, int((seen + len(word) / 2) * parts / total))].append(word)
-        seen += len(word) + 1
+    for unit in _units(words, rules):   # each goes to the part its middle character falls in
+        groups[min(parts - 1, int((seen + len(unit) / 2) * parts / total))].append(unit)
+        seen += len(unit) + 1
     out = []
     start, used, taken = cue.start, 0, 0
     for number, group in enumerate(g for g in groups if g):
         text = " ".join(group)
         used += len(text) + 1
-        spoken = cue.words[taken:taken + len(group)]
-        taken += len(group)
+        count = text.count(" ") + 1
+        spoken = cue.words[taken:taken + count]
+        taken += count
         if number == parts - 1 or taken >= len(words):
             end = cue.end
         elif cue.words and taken < len(cue.words):
@@ -225,6 +235,25 @@ def _chunks(cue: Cue, lines: list[str], font: ImageFont.FreeTypeFont, room: floa
         else:
             end = cue.start + round(cue.duration * used / total)
         out.append((_lines(text, font, room, rules), (start, end), spoken))
+        start = end
+    if any(len(chunk) > MAX_LINES for chunk, _, _ in out):
+        return _paired(cue, lines)
+    return out
+
+
+def _paired(cue: Cue, lines: list[str]) -> list[tuple[list[str], tuple[int, int],
+                                                      tuple[Word, ...]]]:
+    """The lines as they are, MAX_LINES to a cue, the time shared by characters:
+    for text whose balanced parts would not fit (a word hyphenated over lines)."""
+    total = sum(len(line) + 1 for line in lines)
+    out = []
+    start, used = cue.start, 0
+    for index in range(0, len(lines), MAX_LINES):
+        pair = lines[index:index + MAX_LINES]
+        used += sum(len(line) + 1 for line in pair)
+        end = cue.end if index + MAX_LINES >= len(lines) else \
+            cue.start + round(cue.duration * used / total)
+        out.append((pair, (start, end), ()))
         start = end
     return out
 
