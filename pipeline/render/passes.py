@@ -28,7 +28,7 @@ from pipeline.ffmpeg import (
     first_error,
     run_ffmpeg,
 )
-from pipeline.loudness import Gain, Measured, gain_for, measure
+from pipeline.loudness import Gain, Measured, measure, settled
 from pipeline.model import VideoPlan
 from pipeline.outputs import claim, side_path
 from pipeline.render.effects import apply_effect
@@ -59,9 +59,7 @@ def encode_all(source: Path, plans: Sequence[VideoPlan], outputs: Sequence[Path]
     for target in outputs:
         target.parent.mkdir(parents=True, exist_ok=True)
     with timed("loudness", label):
-        measured = _measure_segments(source, plans)
-    gains = [gain_for(m, *p.loudness) if p.loudness and p.audio else None
-             for m, p in zip(measured, plans, strict=True)]
+        gains = _gains(source, plans)
     with scratch("ass") as folder:
         burn = {i: folder / f"{i}.ass" for i, plan in enumerate(plans)
                 if plan.subtitles and plan.subtitles.burn}
@@ -296,7 +294,7 @@ def renormalise(plan: VideoPlan, target: Path, metadata: str, label: str) -> Non
     changed it (fades, music): the audio is re-encoded, the picture copied."""
     if not (plan.audio and plan.loudness):
         return
-    gain = gain_for(measure(target), *plan.loudness)
+    gain = settled(target, measure(target), *plan.loudness)
     if abs(gain.db) < RENORMALISE_DB and gain.limit >= 1.0:
         return
     fixed = claim(side_path(target, "loud"))
@@ -329,16 +327,21 @@ def _failed_step(exc: Exception, plan: VideoPlan, label: str) -> RenderError:
                        preset=plan.preset, hint="render again with --force; please report it")
 
 
-def _measure_segments(source: Path, plans: Sequence[VideoPlan]) -> list[Measured | None]:
-    """One audio-only meter run per distinct kept segment that has a loudness target."""
-    cache: dict[tuple[int, int], Measured | None] = {}
-    out: list[Measured | None] = []
+def _gains(source: Path, plans: Sequence[VideoPlan]) -> list[Gain | None]:
+    """Each plan's gain and limiter: one audio-only meter run per distinct kept
+    segment with a loudness target (more where the limiter will act)."""
+    measured: dict[tuple[int, int], Measured | None] = {}
+    settled_: dict[tuple[tuple[int, int], float, float], Gain] = {}
+    out: list[Gain | None] = []
     for plan in plans:
         if not (plan.audio and plan.loudness):
             out.append(None)
             continue
         (segment,) = plan.segments
-        if segment not in cache:
-            cache[segment] = measure(source, *segment)
-        out.append(cache[segment])
+        if segment not in measured:
+            measured[segment] = measure(source, *segment)
+        key = (segment, *plan.loudness)
+        if key not in settled_:
+            settled_[key] = settled(source, measured[segment], *plan.loudness, *segment)
+        out.append(settled_[key])
     return out

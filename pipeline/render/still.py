@@ -21,7 +21,7 @@ import ffmpeg
 from pipeline.analysis.subjects import Subject
 from pipeline.errors import InputError, RenderError
 from pipeline.ffmpeg import CONTENT_INPUT, compile_argv, ffmpeg_exe, run_ffmpeg
-from pipeline.loudness import Gain, gain_for, measure
+from pipeline.loudness import Gain, gain_for, measure, settled
 from pipeline.model import (
     AudioStream,
     Box,
@@ -147,7 +147,8 @@ def render_stills(job: Job, master: Master, todo: list[tuple[Preset, VideoPlan]]
         all_failed(job, todo, exc, out)
         return
     measured = measure(bed) if bed else None
-    gains = [gain_for(measured, *plan.loudness) if plan.audio and plan.loudness else None
+    gains = [settled(bed, measured, *plan.loudness) if bed and plan.audio and plan.loudness
+             else gain_for(None, *plan.loudness) if plan.audio and plan.loudness else None
              for _, plan in todo]
     with scratch("still") as folder:
         frames = []
