@@ -246,7 +246,7 @@ def _paired(cue: Cue, lines: list[str]) -> list[tuple[list[str], tuple[int, int]
     """The lines as they are, MAX_LINES to a cue, the time shared by characters:
     for text whose balanced parts would not fit (a word hyphenated over lines)."""
     total = sum(len(line) + 1 for line in lines)
-    out = []
+    out: list[tuple[list[str], tuple[int, int], tuple[Word, ...]]] = []
     start, used = cue.start, 0
     for index in range(0, len(lines), MAX_LINES):
         pair = lines[index:index + MAX_LINES]
