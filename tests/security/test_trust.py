@@ -90,6 +90,21 @@ def test_harmless_settings_pass_from_content(tmp_path):
     ctx = load_shoot(tmp_path, trusted=False)
     assert ctx.shoot.captions.strict is True
     assert ctx.effect_folders() == ()        # content never supplies code
+    # Languages are content's to choose: the bundled models by name, an encoding.
+    file.write_text(textwrap.dedent("""        languages: [hu, en]
+        brief: {title: Indulás, language: hu, translations: {en: {title: Launch}}}
+        speech: {language: auto, model: base}
+        subtitles: {encoding: cp1250}
+        captions: {language: hu}
+    """))
+    ctx = load_shoot(tmp_path, trusted=False)
+    assert ctx.shoot.speech.model == "base" and ctx.shoot.subtitles.encoding == "cp1250"
+    for hostile in ("speech: {model: ../../models}", "speech: {model: /etc}",
+                    "subtitles: {encoding: zlib_codec}", "languages: ['../x']",
+                    "brief: {language: 'hu/../../x'}"):
+        file.write_text(hostile + "\n")
+        with pytest.raises(ConfigError):
+            load_shoot(tmp_path, trusted=False)
 
 
 def test_paths_in_content_stay_inside_the_shoot_folder(tmp_path):
