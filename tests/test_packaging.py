@@ -17,6 +17,9 @@ def test_wheel_ships_the_built_in_presets(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         assert sum(n.startswith("pipeline/presets/") and n.endswith(".yaml") for n in names) == 8
+        # What each language is, and the caption wording of those shipped.
+        assert {"pipeline/languages/table.yaml", "pipeline/languages/captions/en.yaml",
+                "pipeline/languages/captions/hu.yaml"} <= set(names)
         zf.extractall(tmp_path / "site")
     # Run from the unpacked wheel, away from the checkout: presets come from inside it.
     listed = subprocess.run([sys.executable, "-m", "pipeline", "presets", "list"],
