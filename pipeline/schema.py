@@ -455,6 +455,10 @@ class SubtitleSource(Strict):
                              "utf-16") from None
         if not getattr(info, "_is_text_encoding", True):
             raise ValueError(f"{name!r} is not a text encoding")
+        try:
+            b"subtitles".decode(info.name)
+        except UnicodeError:
+            raise ValueError(f"{name!r} decodes no text") from None
         return name
 
 

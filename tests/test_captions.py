@@ -206,6 +206,8 @@ def test_openai_provider_against_a_local_server(script, provider, calls):
     assert first["body"]["response_format"] == {"type": "json_object"}
     assert "instagram" in first["body"]["messages"][0]["content"]
     assert "warm" in first["body"]["messages"][0]["content"]
+    assert "in English (en)" in first["body"]["messages"][0]["content"]
+    assert first["body"]["messages"][1]["content"].count('"language": "en"') == 1
     if provider == "openai":
         assert result.text.startswith("Launch day at Café Lumière.") and result.model
     else:

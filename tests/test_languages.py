@@ -257,3 +257,89 @@ def test_an_uncertain_sidecar_is_reported_in_the_manifest_not_burned(tmp_path):
                                          "subtitles: {encoding: cp1250}\n")
     (made,) = render(tmp_path, master, "tv-tall", out=tmp_path / "again").results
     assert made.plan["subtitles"]["cues"][0][2] == "Győr"
+
+
+@pytest.mark.parametrize("text,encoding,hints,own", [
+    ("İyi akşamlar, hoş geldiniz.", "cp1254", ["tr"], None),    # "İ" lowers to two letters
+    ("Mała, był tu.", "cp1250", ["en"], None),                  # ł is not cp1252's "³"
+    ("Příliš žluťoučký kůň.", "cp1250", [], None),
+    ("Grüße aus Köln, schön!", "cp1252", [], None),
+    ("Привет, мир! Это проверка.", "koi8_r", ["ru"], None),
+    ("Győr", "cp1250", [], "hu"),
+])
+def test_legacy_readings_that_are_certain_are_right(text, encoding, hints, own):
+    from pipeline.subtitles.encoding import decode
+
+    found = decode(text.encode(encoding), None, hints, own)
+    assert found.certain and found.text == text, found
+
+
+@pytest.mark.parametrize("data", [
+    "Καλημέρα".encode("cp1253"),                  # no hint: Greek or Russian letters?
+    "Je suis allé là-bas.".encode("cp1252"),      # no hint: French, or Slovak "lŕ"?
+    "Árvíztűrő!".encode("utf-16-le") + b"\0",     # UTF-16 without its mark, odd length
+])
+def test_doubtful_files_are_never_taken_as_certain(data):
+    from pipeline.subtitles.encoding import decode
+
+    assert not decode(data).certain
+
+
+def test_bad_or_odd_encodings_fail_the_subtitles_not_the_master(tmp_path):
+    with pytest.raises(Exception, match="decodes no text"):
+        Shoot.model_validate({"subtitles": {"encoding": "undefined"}})
+    path = tmp_path / "clip.srt"
+    path.write_bytes(b"\xff\xfe" + srt("Hi").encode("utf-16-le") + b"x")     # odd length
+    with pytest.raises(Exception) as caught:
+        load_cues(path, "clip.mp4")
+    assert "byte-order mark" in str(caught.value) and "None" not in str(caught.value)
+
+
+def test_sidecar_names_with_three_letter_tags_and_other_languages(tmp_path):
+    from pipeline.subtitles.sources import find_sidecar, find_translation, tag_of
+
+    master = tmp_path / "clip.mp4"
+    master.write_bytes(b"")
+    (tmp_path / "clip.eng.srt").write_text(srt("Hello"), encoding="utf-8")
+    (tmp_path / "clip.hun.srt").write_text(srt("Szia"), encoding="utf-8")
+    assert find_sidecar(master, "hu", ["en"]).name == "clip.hun.srt"
+    assert find_translation(master, "en").name == "clip.eng.srt"
+    (tmp_path / "clip.hun.srt").unlink()
+    (tmp_path / "clip.eng.srt").rename(tmp_path / "clip.de.srt")
+    assert find_sidecar(master, "hu", ["en"]) is None      # German is no stand-in
+    assert find_sidecar(master) .name == "clip.de.srt"      # without languages: any tag
+    assert tag_of(tmp_path / "clip.de.srt") == "de" and tag_of(master) is None
+
+
+def test_urls_and_existing_hyphens_break_without_extra_hyphens():
+    style = styles()["bold-social"]
+    frame = frame_of((1080, 1920), (0.1, 0.2, 0.05, 0.05))
+    url = "https://example.com/summer-town-discount-offers-for-everyone"
+    out = layout([Cue(0, 5000, f"Visit {url} today"),
+                  Cue(6000, 9000, "a town-discount-megszentségteleníthetetlenségeskedéseitekért")],
+                 style, frame, 10_000, "hu")
+    lines = [line for c in out for line in c.text.split("\n")]
+    assert "--" not in " ".join(lines)
+    assert "".join(lines).replace("Visit", "").replace("today", "").startswith(url), lines
+    garbage = layout([Cue(0, 5000, "7" * 3000)], style, frame, 6000, "hu")
+    assert "".join(c.text.replace("\n", "") for c in garbage) == "7" * 3000
+    assert all(c.text.count("\n") < 2 for c in garbage)
+
+
+def test_an_approved_caption_survives_the_shoot_gaining_languages(tmp_path):
+    from conftest import run_cli
+
+    master = make_video(tmp_path / "clip.mp4", seconds=3)
+    (tmp_path / "shoot.yaml").write_text("brief: {title: Launch day}\nspeech: {provider: none}\n")
+    out = tmp_path / "out"
+    render(tmp_path, master, "tv-wide", out=out)
+    done = run_cli("captions", "edit", out, "tv-wide/clip.mp4", "--text", "Ours, by hand.")
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "shoot.yaml").write_text(
+        "brief: {title: Launch day, translations: {hu: {title: Indulás napja}}}\n"
+        "speech: {provider: none}\nlanguages: [en, hu]\n", encoding="utf-8")
+    (made,) = render(tmp_path, master, "tv-wide", out=out).results
+    assert made.caption["text"] == "Ours, by hand." and made.caption["status"] == "edited"
+    assert (out / "tv-wide" / "clip.caption.txt").read_text("utf-8") == "Ours, by hand.\n"
+    assert "Indulás napja" in (out / "tv-wide" / "clip.hu.caption.txt").read_text("utf-8")
+    assert not (out / "tv-wide" / "clip.en.caption.txt").exists()

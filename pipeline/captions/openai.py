@@ -30,13 +30,15 @@ from pipeline.captions.providers import number_option, register
 from pipeline.captions.redact import shown as shown_url
 from pipeline.captions.reply import REPLY_CAP, caption_of, load_json, strip_fence
 from pipeline.captions.transport import Deadline, Failed, post
+from pipeline.languages import name as language_name
 
 MAX_WAIT = 8.0             # seconds: the longest backoff or Retry-After honoured
 
 
 def prompt(request: CaptionRequest) -> list[dict[str, str]]:
     limits = request.limits
-    rules = [f"Write the post copy for {request.platform} ({request.preset}).",
+    rules = [f"Write the post copy for {request.platform} ({request.preset}) in "
+             f"{language_name(request.language)} ({request.language}).",
              "Answer with one JSON object: {\"text\": str, \"hashtags\": [str], "
              "\"alt_text\": str or null, \"title\": str or null}.",
              "Use only facts from the brief, metadata and transcript given; never invent "

@@ -39,11 +39,23 @@ class Wording:
     photo_alt: str
 
 
+# ISO 639-2 codes that subtitle files are often named with (clip.eng.srt, B and T
+# forms), as the two-letter subtag BCP 47 prefers.
+LONG = {"eng": "en", "hun": "hu", "ger": "de", "deu": "de", "fre": "fr", "fra": "fr",
+        "spa": "es", "ita": "it", "por": "pt", "rus": "ru", "pol": "pl", "cze": "cs",
+        "ces": "cs", "slo": "sk", "slk": "sk", "rum": "ro", "ron": "ro", "hrv": "hr",
+        "slv": "sl", "dut": "nl", "nld": "nl", "swe": "sv", "dan": "da", "nor": "no",
+        "nob": "nb", "fin": "fi", "gre": "el", "ell": "el", "tur": "tr", "ukr": "uk",
+        "bul": "bg", "srp": "sr", "cat": "ca", "est": "et", "lav": "lv", "lit": "lt"}
+
+
 def primary(tag: str | None) -> str | None:
-    """The primary subtag of a BCP 47 tag, lowercased; None for no tag or a malformed one."""
-    if not tag or not TAG.match(tag):
+    """The primary subtag of a BCP 47 tag, lowercased (an ISO 639-2 code as its
+    two-letter form); None for no tag or a malformed one."""
+    if not isinstance(tag, str) or not TAG.match(tag):
         return None
-    return re.split(r"[-_]", tag, maxsplit=1)[0].lower()
+    code = re.split(r"[-_]", tag, maxsplit=1)[0].lower()
+    return LONG.get(code, code)
 
 
 @cache

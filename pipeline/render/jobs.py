@@ -108,7 +108,8 @@ def _with_captions(job: Job, out: JobResult) -> JobResult:
                                   metadata, said, seconds, language)
             if request is None:
                 break
-            caption = _caption(job, made, request, preset, (brand, options, force_captions), tag)
+            caption = _caption(job, made, request, preset, (brand, options, force_captions), tag,
+                               first=tag == tags[0])
             written[tag or ""] = caption
         if written:
             first, *others = written.values()
@@ -119,18 +120,25 @@ def _with_captions(job: Job, out: JobResult) -> JobResult:
 
 
 def _caption(job: Job, made: VariantResult, request: CaptionRequest, preset: Preset,
-             settings: tuple[Brand, CaptionOptions, bool], tag: str | None) -> dict[str, Any]:
+             settings: tuple[Brand, CaptionOptions, bool], tag: str | None, first: bool
+             ) -> dict[str, Any]:
     """One caption of a variant, in the request's language: the one a person owns
-    when there is one, else a fresh draft written to its caption.txt."""
+    when there is one (for the first language, also one they approved or edited
+    before the shoot had `languages`, kept in its own file), else a fresh draft
+    written to its caption.txt."""
     brand, options, force_captions = settings
     previous = job.previous.get(made.path) or {}
-    before = previous.get("caption") if tag is None or tag == _tag_of(previous.get("caption")) \
-        else (previous.get("captions") or {}).get(tag)
-    marker = {"tag": tag} if tag else None
-    target = job.out_dir / caption_name(made.path, marker)
-    kept = None if force_captions else kept_caption({"caption": before}, target, request.limits)
+    main = previous.get("caption")
+    before = main if tag is None or tag == _tag_of(main) else \
+        (previous.get("captions") or {}).get(tag)
+    if before is None and first and isinstance(main, dict) and \
+            (primary(main.get("language")) or tag) == tag:
+        before = main           # its file is the one its own tag (or none) names
+    owned = job.out_dir / caption_name(made.path, before if isinstance(before, dict) else None)
+    kept = None if force_captions else kept_caption({"caption": before}, owned, request.limits)
     if kept is not None:        # a person approved or edited it: never overwritten
         return kept
+    target = job.out_dir / caption_name(made.path, {"tag": tag} if tag else None)
     caption = caption_for(request, preset, brand, options).to_dict()
     caption["language"] = request.language
     if tag:

@@ -3,6 +3,7 @@ with one ffmpeg run, verify each output, then give it its final name."""
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pipeline import receipts
 from pipeline.analysis import Analysis, analyze_video
 from pipeline.checks import check_video, read_video
 from pipeline.errors import InputError, PipelineError, RenderError
+from pipeline.languages import language as lang_of
 from pipeline.languages import name as name_of
 from pipeline.languages import primary
 from pipeline.metadata import PhotoMeta
@@ -217,8 +219,13 @@ def _translation(job: Job, language: str) -> Source:
     found = find_translation(job.asset.path, language)
     if found is None:
         return Source()
+    named = _encoding(job)
+    known = lang_of(language)
+    if named and known and not named.lower().startswith("utf") and \
+            codecs.lookup(named).name not in {codecs.lookup(c).name for c in known.code_pages}:
+        named = None            # the shoot's code page is not this language's: detected
     try:
-        cues, encoding = read_cues(found, job.asset.label, _encoding(job), (language,))
+        cues, encoding = read_cues(found, job.asset.label, named, (language,))
     except InputError as exc:
         hint = f" ({exc.hint})" if exc.hint else ""
         return Source(notes=(f"no {language} subtitle files: {exc.message}{hint}",))

@@ -19,6 +19,7 @@ import errno
 import hashlib
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -33,6 +34,7 @@ BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 BASE_SIZE = 145_217_532
 TINY_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 BESIDE = ("config.json", "tokenizer.json", "vocabulary.txt")    # what model.bin needs
+STALE_S = 3600              # a joining folder this old belongs to no live process
 _checked: set[tuple[str, int, int]] = set()       # model files verified by this process
 
 
@@ -67,6 +69,7 @@ def choose(language: str | None, model: str | None) -> Choice:
     """Which model hears a master, told which language."""
     wanted = spoken(language)
     told = None if wanted == "auto" else primary(wanted)
+    model = model or None               # an empty setting is no folder
     if model in (None, "tiny.en", "base"):
         name = model or ("tiny.en" if told == "en" else "base")
         if name == "tiny.en" and told not in (None, "en"):
@@ -123,6 +126,12 @@ def _base() -> Path:
             pass
     if target.exists():             # damaged since it was built: built again
         shutil.rmtree(target, ignore_errors=True)
+    for stale in target.parent.glob(f"{target.name}.building-*"):
+        try:                        # left by a process killed while it joined the parts
+            if time.time() - stale.stat().st_mtime > STALE_S:
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            continue
     return _assemble(data, target)
 
 

@@ -107,18 +107,18 @@ def parse(data: Any) -> Heard | None:
     try:
         cues = []
         for a, b, text, words in data["cues"]:
-            if not (isinstance(a, int) and isinstance(b, int) and isinstance(text, str)
+            if not (type(a) is int and type(b) is int and isinstance(text, str)
                     and isinstance(words, list)):
                 return None
             cues.append(Cue(a, b, text, tuple(_word(w) for w in words)))
     except (TypeError, ValueError):
         return None
-    return Heard(cues, language, None if probability is None else float(probability))
+    return Heard(cues, primary(language), None if probability is None else float(probability))
 
 
 def _word(item: Any) -> Word:
     start, end, text = item
-    if not (isinstance(start, int) and isinstance(end, int) and isinstance(text, str)):
+    if not (type(start) is int and type(end) is int and isinstance(text, str)):
         raise ValueError("not a word")
     return Word(start, end, text)
 
@@ -139,7 +139,9 @@ def transcript_entry(options: SpeechOptions, digest: str) -> str:
     settings = options.model_dump(mode="json")
     name = _provider(options)
     chosen = choose(options.language, options.model) if name == "whisper" else None
-    told = [chosen.name, chosen.language] if chosen else spoken(options.language)
+    # Detected English is heard by tiny.en where it is installed, else by base.
+    told = [chosen.name, chosen.language, chosen.language is None and english_installed()] \
+        if chosen else spoken(options.language)
     key = hashlib.sha256(json.dumps([name, settings, told], sort_keys=True).encode()
                          ).hexdigest()[:16]
     return f"{digest}.speech-v{VERSION}-{key}.json"
@@ -161,6 +163,8 @@ def _whisper(audio: Path, options: SpeechOptions) -> Heard:
     samples = decode_audio(str(audio), sampling_rate=16000)
     model = WhisperModel(str(folder_of(chosen)), device="cpu", compute_type="int8")
     language, probability = chosen.language, None
+    if language is None and not model.model.is_multilingual:
+        language = "en"                  # a folder holding an English-only model
     if language is None:
         found, likelihood, _ = model.detect_language(
             samples, vad_filter=True, language_detection_segments=DETECT_WINDOWS)

@@ -33,7 +33,9 @@ LEGACY = ("cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1257", "iso8859_2
           "iso8859_7", "iso8859_9", "iso8859_16", "koi8_r", "koi8_u")
 # Beyond ASCII, what any language's text may hold besides its letters.
 WORD = re.compile(r"[^\W\d_]+")
-NEUTRAL = frozenset("\u00a0“”„‟‘’‚«»‹›–—…•·°€£¥$§©®™×÷±¼½¾¹²³¿¡€\u200b\ufeff")
+# Only punctuation common in subtitles: a rarer sign (¹ ³ ¼ £) sits where cp1250
+# has a letter (ą ł ľ Ł), and would let a wrong reading pass as a right one.
+NEUTRAL = frozenset("\u00a0“”„‘’‚«»‹›–—…•·°€§©®™¿¡\u200b\ufeff")
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,15 @@ class Decoded:
     doubt: str = ""            # why it is uncertain, naming the readings
 
 
-def decode(data: bytes, encoding: str | None = None, hints: Iterable[str | None] = ()
-           ) -> Decoded:
-    """`data` as text. Raises UnicodeDecodeError (or LookupError) only for a named
-    `encoding` that does not fit the bytes."""
+def decode(data: bytes, encoding: str | None = None, hints: Iterable[str | None] = (),
+           own: str | None = None) -> Decoded:
+    """`data` as text. `own`: the language the file names itself (`clip.hu.srt`),
+    tried first; `hints`: the languages the shoot says it speaks, tried next.
+    Either decides between readings that both look like a language (so
+    Italian subtitles in a shoot that says Czech need their own name,
+    `clip.it.srt`). Raises UnicodeError (or
+    LookupError) when the named `encoding`, or the one its byte-order mark
+    names, does not fit the bytes."""
     for mark, codec in BOMS:
         if data.startswith(mark):
             return Decoded(_nfc(data.decode(codec)), codec.replace("-sig", ""), True)
@@ -60,20 +67,23 @@ def decode(data: bytes, encoding: str | None = None, hints: Iterable[str | None]
     wide = _utf16_without_mark(data)
     if wide:
         return Decoded(_nfc(data.decode(wide)), wide, True)
+    if b"\0" in data:
+        return Decoded("", "binary", False, "it holds NUL bytes, so it is no legacy text file "
+                                            "(UTF-16 without its byte-order mark, or not text)")
     readings: dict[str, list[str]] = {}
     for codec in LEGACY:
         try:
             readings.setdefault(_nfc(data.decode(codec)), []).append(codec)
         except UnicodeDecodeError:
             continue
-    return _judged(readings, data, [language(h) for h in hints])
+    return _judged(readings, data, [language(h) for h in hints], language(own))
 
 
-def _judged(readings: dict[str, list[str]], data: bytes, hinted: list[Language | None]
-            ) -> Decoded:
+def _judged(readings: dict[str, list[str]], data: bytes, hinted: list[Language | None],
+            own: Language | None) -> Decoded:
     tried: set[str] = set()
     table = known()
-    for lang in [*(h for h in hinted if h), table[DEFAULT], *table.values()]:
+    for lang in [*(h for h in (own, *hinted) if h), table[DEFAULT], *table.values()]:
         if lang.tag in tried:
             continue
         tried.add(lang.tag)
@@ -84,7 +94,7 @@ def _judged(readings: dict[str, list[str]], data: bytes, hinted: list[Language |
         if len(fitting) == 1:
             text, codecs_ = next(iter(fitting.items()))
             others = [t for t in readings if t != text and _fits_any(t, exclude=lang)]
-            if lang in hinted or not others:
+            if lang == own or lang in hinted or not others:
                 return Decoded(text, _preferred(codecs_, lang), True)
             return _doubt(text, codecs_, lang, [readings[t] for t in others])
         # Several readings are the language's letters (Russian as cp1251 and as
@@ -111,12 +121,19 @@ def _doubt(text: str, codecs_: list[str], lang: Language, others: list[list[str]
                    f"{alternatives}")
 
 
+def suggestion(data: bytes, decoded: Decoded) -> str:
+    """The encoding to name for an uncertain file: charset-normalizer's likeliest."""
+    return _likeliest(data) or decoded.encoding
+
+
 def _fits(text: str, lang: Language) -> bool:
     """Whether every character beyond ASCII is a letter of `lang` or neutral
     punctuation (and there is something beyond ASCII to judge). In a language
     not written in Latin letters, a word that mixes a-z with its own letters
     ("Бrvнztыrх") is a wrong reading."""
-    wide = {ch.lower() for ch in text if ord(ch) > 127 and ch not in NEUTRAL}
+    # "İ".lower() is "i" and a combining dot: its first letter is the one compared.
+    wide = {ch.lower()[0] for ch in text if ord(ch) > 127 and ch not in NEUTRAL}
+    wide.discard("i")
     if not wide:
         return any(ord(ch) > 127 for ch in text)
     if not wide <= lang.letters:

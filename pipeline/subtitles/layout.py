@@ -26,6 +26,7 @@ MAX_LINES = 2
 MAX_CHARS = 42
 MAX_CPS = 20
 MIN_CUE_MS = 700
+HYPHENATE_MAX = 60         # letters: longer runs (a pasted hash, a row of digits) are cut
 GAP_MS = 80                # kept between a lengthened cue and the next
 
 
@@ -164,29 +165,45 @@ def _hyphenated(word: str, font: ImageFont.FreeTypeFont, room: float, rules: _Ru
                 head: str = "") -> list[str]:
     """A word wider than a line, in lines: broken where its language's
     hyphenation allows (a hyphen ends each line but the last), else where the
-    line is full. `head`: words bound to it, kept on its first line when the
-    first part fits beside them (else the word starts its own line)."""
+    line is full; a URL, an address or a word of HYPHENATE_MAX letters or more
+    only where the line is full, and without a hyphen added. `head`: words
+    bound to it, kept on its first line when the first part fits beside them
+    (else the word starts its own line). Linear in the word: a line holds at
+    most MAX_CHARS characters, and only that much is measured per line."""
     import pyphen
 
     lines = []
-    dictionary = pyphen.Pyphen(lang=rules.hyphenation) if rules.hyphenation else None
+    plain = len(word) < HYPHENATE_MAX and not any(c in word for c in "/@:\\.=_")
+    dictionary = pyphen.Pyphen(lang=rules.hyphenation) if rules.hyphenation and plain else None
     lead = f"{head} " if head else ""
     while not _fits(lead + word, font, room):
         cut = None
         if dictionary is not None:
             cut = next(((a, b) for a, b in dictionary.iterate(word)
-                        if _fits(f"{lead}{a}-", font, room)), None)
+                        if _fits(f"{lead}{a}{_mark(a)}", font, room)), None)
         if cut is None and lead:
             return [head, *_hyphenated(word, font, room, rules)]
         if cut is None:
-            size = max(k for k in range(1, len(word) + 1)
-                       if k == 1 or _fits(f"{word[:k]}-", font, room))
+            mark = "-" if plain else ""
+            low, high = 1, min(len(word), MAX_CHARS)      # the most that fits, by halves
+            while low < high:
+                middle = (low + high + 1) // 2
+                if _fits(f"{word[:middle]}{mark}", font, room):
+                    low = middle
+                else:
+                    high = middle - 1
+            size = low
             if size >= len(word):
                 break
             cut = (word[:size], word[size:])
-        lines.append(f"{lead}{cut[0]}-")
+        lines.append(f"{lead}{cut[0]}{_mark(cut[0]) if plain else ''}")
         word, lead = cut[1], ""
     return [*lines, lead + word]
+
+
+def _mark(part: str) -> str:
+    """The hyphen that ends a broken line, unless the break is at a hyphen already."""
+    return "" if part.endswith(("-", "\u2010", "\u2013")) else "-"
 
 
 def _balance(pair: list[str], font: ImageFont.FreeTypeFont, room: float, rules: _Rules

@@ -5,6 +5,7 @@ embedded text subtitle stream. Parsed with pysubs2."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -16,30 +17,31 @@ from pipeline.languages import primary
 from pipeline.model import VideoInfo
 from pipeline.scratch import scratch
 from pipeline.subtitles.cues import Cue
-from pipeline.subtitles.encoding import decode
+from pipeline.subtitles.encoding import decode, suggestion
 from pipeline.trust import inside
 
 SUFFIXES = (".srt", ".vtt", ".ass", ".ssa")
 MAX_BYTES = 2 * 1024 * 1024      # hours of dialogue are a few hundred KB
 MAX_CUES = 10_000                # a three-hour film has about 2,000
+# An HTML entity, whole: "&amp;", "&#233;", "&#x201C;" (never "&notice" without its ";").
+ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 
 
 def find_sidecar(master: Path, language: str | None = None,
                  others: Sequence[str] = ()) -> Path | None:
-    """`<stem>.<ext>` first, then `<stem>.<language>.<ext>`, then any
-    `<stem>.<tag>.<ext>` in name order that is not in one of the `others`
-    languages (those are translations). A link that leads out of the master's
-    folder is no sidecar (it could expose any file)."""
+    """`<stem>.<ext>` first, then `<stem>.<language>.<ext>` (with the shoot's first
+    `language`, nothing else), else any `<stem>.<tag>.<ext>` in name order that is
+    not in one of the `others` languages (those are translations). A link that
+    leads out of the master's folder is no sidecar (it could expose any file)."""
     folder, stem = master.parent, master.stem
     for suffix in SUFFIXES:
         exact = folder / f"{stem}{suffix}"
         if exact.is_file() and inside(folder, exact):
             return exact
     tagged = _tagged(master)
-    if language:
+    if language:            # the shoot's first language: a file in another is no stand-in
         own = [p for p in tagged if primary(tag_of(p)) == primary(language)]
-        if own:
-            return own[0]
+        return own[0] if own else None
     skip = {primary(t) for t in others}
     names = [p for p in tagged if primary(tag_of(p)) not in skip]
     return names[0] if names else None
@@ -88,16 +90,20 @@ def read_cues(path: Path, label: str, encoding: str | None = None,
         raise InputError(f"cannot read subtitles {path.name}: {exc.strerror or exc}",
                          path=label, hint="check the file can be read") from exc
     try:
-        decoded = decode(data, encoding, [tag_of(path), *hints])
-    except (UnicodeDecodeError, LookupError) as exc:
-        raise InputError(f"subtitles {path.name} are not {encoding}: {exc}", path=label,
-                         hint="correct subtitles.encoding in shoot.yaml, or remove it to "
-                              "detect the encoding") from exc
+        decoded = decode(data, encoding, hints, own=tag_of(path))
+    except (UnicodeError, LookupError) as exc:
+        if encoding:
+            raise InputError(f"subtitles {path.name} are not {encoding}: {exc}", path=label,
+                             hint="correct subtitles.encoding in shoot.yaml, or remove it to "
+                                  "detect the encoding") from exc
+        raise InputError(f"subtitles {path.name} start with a byte-order mark but do not "
+                         f"decode as it says: {exc}", path=label,
+                         hint="save the file again as UTF-8") from exc
     if not decoded.certain:
         raise UncertainEncoding(
             f"the encoding of subtitles {path.name} is uncertain: {decoded.doubt}",
             path=label, hint=f"name it in shoot.yaml (subtitles: {{encoding: "
-                             f"{decoded.encoding}}}), or save the file as UTF-8")
+                             f"{suggestion(data, decoded)}}}), or save the file as UTF-8")
     try:
         subs = pysubs2.SSAFile.from_string(decoded.text, format_=_format(path, decoded.text))
     except (pysubs2.exceptions.Pysubs2Error, ValueError) as exc:
@@ -109,7 +115,8 @@ def read_cues(path: Path, label: str, encoding: str | None = None,
         if event.is_comment or event.end <= event.start:
             continue
         # Downloaded .srt files carry HTML entities ("Tom &amp; Jerry"): shown as meant.
-        text = (html.unescape(event.plaintext) if entities else event.plaintext).strip()
+        text = (ENTITY.sub(lambda m: html.unescape(m.group()), event.plaintext) if entities
+                else event.plaintext).strip()
         if text:
             cues.append(Cue(int(event.start), int(event.end), text))
         if len(cues) > MAX_CUES:
