@@ -159,8 +159,12 @@ def _whisper(audio: Path, options: SpeechOptions) -> Heard:
         raise SpeechUnavailable("faster-whisper is not installed",
                                 hint="pip install 'repurpose[speech]'") from exc
     os.environ.setdefault("HF_HUB_OFFLINE", "1")      # a local folder only, never a hub
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
     chosen = choose(options.language, options.model)
     samples = decode_audio(str(audio), sampling_rate=16000)
+    if not get_speech_timestamps(samples, VadOptions()):
+        return Heard([], chosen.language)    # music, noise, silence: no model to load
     model = WhisperModel(str(folder_of(chosen)), device="cpu", compute_type="int8")
     language, probability = chosen.language, None
     if language is None and not model.model.is_multilingual:
