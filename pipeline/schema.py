@@ -85,8 +85,8 @@ Millis = Annotated[
 
 Fraction01 = Annotated[float, Field(ge=0.0, le=1.0)]
 # A BCP 47 language tag as people write them: "hu", "en-GB", "pt_BR".
-LanguageTag = Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$",
-                                   max_length=35)]
+LANGUAGE_TAG = r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$"
+LanguageTag = Annotated[str, Field(pattern=LANGUAGE_TAG, max_length=35)]
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
                                  description="a time of day, HH:MM (24-hour)")]
 
@@ -421,7 +421,7 @@ class SpeechOptions(Strict):
 
     provider: Literal["auto", "whisper", "command", "none"] = Field(
         default="auto", description="auto: whisper when repurpose[speech] is installed")
-    language: Literal["auto"] | LanguageTag | None = Field(
+    language: Annotated[str, Field(max_length=35)] | None = Field(
         default=None, description="spoken language; auto: detect it per master (needs the "
                                   "multilingual model); unset: auto when "
                                   "repurpose[speech-multilingual] is installed, else en")
@@ -431,6 +431,13 @@ class SpeechOptions(Strict):
                                                          "for English, else base")
     command: list[str] = Field(default=[], description="program and arguments; the audio "
                                                        "path is added last")
+
+    @field_validator("language")
+    @classmethod
+    def _auto_or_tag(cls, value: str | None) -> str | None:
+        if value is None or value == "auto" or re.fullmatch(LANGUAGE_TAG, value):
+            return value
+        raise ValueError(f"{value!r} is neither auto nor a language tag such as hu or en-GB")
     timeout: float = Field(default=900, gt=0, description="seconds the command may take")
 
 

@@ -343,3 +343,15 @@ def test_an_approved_caption_survives_the_shoot_gaining_languages(tmp_path):
     assert (out / "tv-wide" / "clip.caption.txt").read_text("utf-8") == "Ours, by hand.\n"
     assert "Indulás napja" in (out / "tv-wide" / "clip.hu.caption.txt").read_text("utf-8")
     assert not (out / "tv-wide" / "clip.en.caption.txt").exists()
+
+
+def test_hostile_language_settings_and_a_binary_sidecar_each_give_one_clear_line(tmp_path):
+    with pytest.raises(Exception) as caught:
+        Shoot.model_validate({"speech": {"language": "hu; rm -rf /"}})
+    assert str(caught.value).count("neither auto nor a language tag") == 1
+    assert Shoot.model_validate({"speech": {"language": "auto"}}).speech.language == "auto"
+    path = tmp_path / "clip.srt"
+    path.write_bytes(b"\x00\x01garbage\x00" * 50)
+    with pytest.raises(UncertainEncoding) as caught:
+        load_cues(path, "clip.mp4")
+    assert "clip.srt are not text" in caught.value.message and "encoding:" not in caught.value.hint

@@ -99,6 +99,10 @@ def read_cues(path: Path, label: str, encoding: str | None = None,
         raise InputError(f"subtitles {path.name} start with a byte-order mark but do not "
                          f"decode as it says: {exc}", path=label,
                          hint="save the file again as UTF-8") from exc
+    if decoded.encoding == "binary":
+        raise UncertainEncoding(f"subtitles {path.name} are not text: {decoded.doubt}",
+                                path=label, hint="remove the file, or save it again as UTF-8 "
+                                                 "SRT or WebVTT")
     if not decoded.certain:
         raise UncertainEncoding(
             f"the encoding of subtitles {path.name} is uncertain: {decoded.doubt}",
