@@ -31,6 +31,7 @@ TEXTS = {
     "cp1252": "Ça été très réussi, même à l'été. Voilà où — déjà.",
     "utf-16": HUNGARIAN,            # Python writes its byte-order mark
     "utf-8": HUNGARIAN,             # no byte-order mark
+    "utf-16-le": HUNGARIAN,         # no byte-order mark either (valid UTF-8 too, with NULs)
 }
 
 

@@ -60,16 +60,15 @@ def decode(data: bytes, encoding: str | None = None, hints: Iterable[str | None]
             return Decoded(_nfc(data.decode(codec)), codec.replace("-sig", ""), True)
     if encoding:
         return Decoded(_nfc(data.decode(encoding)), codecs.lookup(encoding).name, True)
+    if b"\0" in data:          # no subtitle text holds NUL, in UTF-8 or a code page
+        wide = _utf16_without_mark(data)
+        if wide:
+            return Decoded(_nfc(data.decode(wide)), wide, True)
+        return Decoded("", "binary", False, "it holds NUL bytes, and is not UTF-16 either")
     try:
         return Decoded(_nfc(data.decode("utf-8")), "utf-8", True)
     except UnicodeDecodeError:
         pass
-    wide = _utf16_without_mark(data)
-    if wide:
-        return Decoded(_nfc(data.decode(wide)), wide, True)
-    if b"\0" in data:
-        return Decoded("", "binary", False, "it holds NUL bytes, so it is no legacy text file "
-                                            "(UTF-16 without its byte-order mark, or not text)")
     readings: dict[str, list[str]] = {}
     for codec in LEGACY:
         try:
