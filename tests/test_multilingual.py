@@ -18,6 +18,7 @@ from test_render_video import frame_at, render
 from test_speech import wer
 from videomedia import ffmpeg_exe
 
+from pipeline.outputs import sha256_file
 from pipeline.schema import SpeechOptions
 
 HUNGARIAN = ["Ma reggel a csapat elindult a hegyekbe.",
@@ -146,7 +147,7 @@ def test_the_model_is_joined_once_even_when_two_processes_start_at_once(tmp_path
     (folder,) = folders
     models = cache / "models"
     assert [p.name for p in models.iterdir()] == [Path(folder).name]     # nothing half-built
-    assert _sha256(Path(folder) / "model.bin") == BASE_SHA256
+    assert sha256_file(Path(folder) / "model.bin") == BASE_SHA256
     assert {p.name for p in Path(folder).iterdir()} == {
         "model.bin", "config.json", "tokenizer.json", "vocabulary.txt"}
 
@@ -178,7 +179,7 @@ def test_a_damaged_part_is_refused_and_a_damaged_copy_rebuilt(tmp_path, monkeypa
         stream.write(bytes([byte[0] ^ 0xFF]))
     os.utime(model, ns=(time.time_ns(), time.time_ns() + 10**9))
     again = models.folder_of(models.choose("hu", None))
-    assert again == folder and _sha256(again / "model.bin") == models.BASE_SHA256
+    assert again == folder and sha256_file(again / "model.bin") == models.BASE_SHA256
 
 
 def test_an_english_only_model_refuses_another_language():
@@ -220,16 +221,6 @@ def test_a_worker_sent_transcript_is_taken_only_in_its_shape():
                 {**good, "cues": [[0, 1, "y", [[0, 1]]]]}, {"cues": "no"}, [],
                 {**good, "cues": [[True, 1, "y", []]]}):
         assert parse(bad) is None, bad
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _duration(master: Path) -> float:

@@ -41,6 +41,7 @@ from pipeline.subtitles.sources import (
     embedded_cues,
     find_sidecar,
     find_translation,
+    origin,
     read_cues,
     tag_of,
 )
@@ -199,11 +200,11 @@ def given_cues(job: Job, info: VideoInfo, presets: list[Preset], digest: str
     sidecar = find_sidecar(job.asset.path, first, languages[1:])
     try:
         if sidecar is not None:
-            cues, encoding = read_cues(sidecar, job.asset.label, _encoding(job), _hints(job))
-            told = tag_of(sidecar) or first or _hints(job)[1]
-            origin = sidecar.name if encoding in ("utf-8", "ascii") else \
-                f"{sidecar.name} ({encoding})"
-            return Source(cues, origin, primary(told), None, (), tag, translations), False
+            hints = _hints(job)
+            cues, encoding = read_cues(sidecar, job.asset.label, _encoding(job), hints)
+            told = tag_of(sidecar) or first or hints[1]
+            return Source(cues, origin(sidecar, encoding), primary(told), None, (), tag,
+                          translations), False
         cues = embedded_cues(job.asset.path, info, job.asset.label)
         if cues:
             return Source(cues, "embedded stream", tag, None, (), tag, translations), False
@@ -229,8 +230,7 @@ def _translation(job: Job, language: str) -> Source:
     except InputError as exc:
         hint = f" ({exc.hint})" if exc.hint else ""
         return Source(notes=(f"no {language} subtitle files: {exc.message}{hint}",))
-    origin = found.name if encoding in ("utf-8", "ascii") else f"{found.name} ({encoding})"
-    return Source(cues, origin, primary(language), tag=primary(language))
+    return Source(cues, origin(found, encoding), primary(language), tag=primary(language))
 
 
 def _encoding(job: Job) -> str | None:

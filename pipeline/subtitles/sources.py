@@ -38,19 +38,15 @@ def find_sidecar(master: Path, language: str | None = None,
         exact = folder / f"{stem}{suffix}"
         if exact.is_file() and inside(folder, exact):
             return exact
-    tagged = _tagged(master)
     if language:            # the shoot's first language: a file in another is no stand-in
-        own = [p for p in tagged if primary(tag_of(p)) == primary(language)]
-        return own[0] if own else None
+        return find_translation(master, language)
     skip = {primary(t) for t in others}
-    names = [p for p in tagged if primary(tag_of(p)) not in skip]
-    return names[0] if names else None
+    return next((p for p in _tagged(master) if primary(tag_of(p)) not in skip), None)
 
 
 def find_translation(master: Path, language: str) -> Path | None:
     """`<stem>.<language>.<ext>` beside the master (`clip.en.srt`, `clip.en-GB.vtt`)."""
-    own = [p for p in _tagged(master) if primary(tag_of(p)) == primary(language)]
-    return own[0] if own else None
+    return next((p for p in _tagged(master) if primary(tag_of(p)) == primary(language)), None)
 
 
 def _tagged(master: Path) -> list[Path]:
@@ -85,7 +81,8 @@ def read_cues(path: Path, label: str, encoding: str | None = None,
             raise InputError(f"subtitles {path.name} are larger than {MAX_BYTES // 2**20} MB",
                              path=label, hint="a subtitle file is text; check it is the right "
                                               "file")
-        data = path.read_bytes()[:MAX_BYTES + 1]
+        with path.open("rb") as stream:
+            data = stream.read(MAX_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read subtitles {path.name}: {exc.strerror or exc}",
                          path=label, hint="check the file can be read") from exc
@@ -128,6 +125,12 @@ def read_cues(path: Path, label: str, encoding: str | None = None,
                              path=label, hint="a subtitle file is text for this video; check "
                                               "it is the right file")
     return sorted(cues, key=lambda c: (c.start, c.end)), decoded.encoding
+
+
+def origin(path: Path, encoding: str) -> str:
+    """Where cues came from, as the manifest says it: the file, and its encoding
+    when that is not UTF-8 ("clip.srt (cp1250)")."""
+    return path.name if encoding in ("utf-8", "ascii") else f"{path.name} ({encoding})"
 
 
 def tag_of(path: Path) -> str | None:
